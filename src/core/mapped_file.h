@@ -19,6 +19,7 @@ public:
     static Result<FileData> open(const std::string& path, Mode mode = Mode::Mmap);
     // Wraps bytes already in memory (tests, fuzzing); they are copied.
     static FileData from_bytes(const void* data, uint64_t size);
+    FileData() = default;  // empty
 
     FileData(FileData&&) noexcept;
     FileData& operator=(FileData&&) noexcept;
@@ -32,7 +33,6 @@ public:
     const std::string& path() const { return path_; }
 
 private:
-    FileData() = default;
     void release();
 
     const uint8_t* data_ = nullptr;

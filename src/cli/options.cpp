@@ -1,0 +1,551 @@
+#include "cli/options.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <set>
+
+namespace ferry::cli {
+
+// ---------------------------------------------------------------------------------------------
+// The table. Order matters only for --help: groups appear in the order of their first option.
+
+std::span<const Option> options() {
+    static const std::vector<Option> table = {
+        {
+            .group = "general",
+            .names = {"-h", "--help"},
+            .help = "print this help and exit",
+            .commands = cmd::all,
+            .is_help = true,
+        },
+        {
+            .group = "model",
+            .names = {"-m", "--model"},
+            .hint = "FNAME",
+            .help = "path of the GGUF model file",
+            .env = "FERRY_ARG_MODEL",
+            .commands = cmd::inspect,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.model = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "model",
+            .names = {"--no-mmap"},
+            .help = "read the model into memory instead of mapping the file",
+            .env = "FERRY_ARG_NO_MMAP",
+            .commands = cmd::inspect,
+            .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
+        },
+        {
+            .group = "output",
+            .names = {"--tensors"},
+            .help = "list every tensor with its type, shape and size",
+            .env = "FERRY_ARG_TENSORS",
+            .commands = cmd::inspect,
+            .set_switch = [](Params& p, bool on) { p.tensors = on; },
+        },
+        {
+            .group = "output",
+            .names = {"--json"},
+            .help = "print JSON instead of text",
+            .env = "FERRY_ARG_JSON",
+            .commands = cmd::inspect,
+            .set_switch = [](Params& p, bool on) { p.json = on; },
+        },
+        {
+            .group = "logging",
+            .names = {"-v", "--verbose", "--log-verbose"},
+            .help = "log everything, including debug messages",
+            .env = "FERRY_ARG_VERBOSE",
+            .commands = cmd::all,
+            .set_switch = [](Params& p, bool on) { p.log_level = on ? log::Level::Debug : log::Level::Info; },
+        },
+        {
+            .group = "logging",
+            .names = {"--log-disable"},
+            .help = "log nothing",
+            .env = "FERRY_ARG_LOG_DISABLE",
+            .commands = cmd::all,
+            .set_switch = [](Params& p, bool on) { p.log_level = on ? log::Level::Off : log::Level::Info; },
+        },
+    };
+    return table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+Result<int> parse_int(std::string_view text, int min, int max) {
+    long long v = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, v);
+    if (text.empty() || ptr != end || ec == std::errc::invalid_argument) {
+        return make_error("expected an integer");
+    }
+    if (ec == std::errc::result_out_of_range || v < min || v > max) {
+        return make_error("expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    return static_cast<int>(v);
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<bool> parse_bool(std::string_view text) {
+    const std::string s = lower(text);
+    if (s == "1" || s == "true" || s == "on" || s == "yes") return true;
+    if (s == "0" || s == "false" || s == "off" || s == "no") return false;
+    return make_error("expected 1/0, true/false, on/off or yes/no");
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    // d[i][j] = distance between a[0, i) and b[0, j); names are short, so the full table is fine.
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t substitute = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, substitute});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+EnvLookup process_env() {
+    return [](std::string_view name) -> std::optional<std::string> {
+        const char* v = std::getenv(std::string(name).c_str());
+        if (v == nullptr) return std::nullopt;
+        return std::string(v);
+    };
+}
+
+namespace {
+
+std::string joined_names(const Option& opt) {
+    std::string out;
+    for (std::string_view n : opt.names) {
+        if (!out.empty()) out += ", ";
+        out += n;
+    }
+    return out;
+}
+
+const Option* find_option(std::span<const Option> table, std::string_view name) {
+    for (const Option& opt : table) {
+        if (std::find(opt.names.begin(), opt.names.end(), name) != opt.names.end()) return &opt;
+    }
+    return nullptr;
+}
+
+const Subcommand* find_command(std::span<const Subcommand> commands, std::string_view name) {
+    for (const Subcommand& c : commands) {
+        if (c.name == name) return &c;
+    }
+    return nullptr;
+}
+
+// The candidate closest to `word`, if it is close enough to be a likely typo.
+std::optional<std::string_view> closest(std::string_view word, const std::vector<std::string_view>& candidates) {
+    std::optional<std::string_view> best;
+    size_t best_d = 0;
+    for (std::string_view c : candidates) {
+        const size_t d = edit_distance(word, c);
+        if (!best || d < best_d) {
+            best = c;
+            best_d = d;
+        }
+    }
+    if (best && best_d <= std::max<size_t>(1, word.size() / 3)) return best;
+    return std::nullopt;
+}
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
+    auto c = closest(word, candidates);
+    return c ? " (did you mean '" + std::string(*c) + "'?)" : "";
+}
+
+std::string commands_named(CommandSet set, std::span<const Subcommand> commands) {
+    std::string out;
+    for (const Subcommand& c : commands) {
+        if ((set & c.id) == 0) continue;
+        if (!out.empty()) out += ", ";
+        out += c.name;
+    }
+    return out;
+}
+
+}  // namespace
+
+Status validate_table(std::span<const Option> table, std::span<const Subcommand> commands) {
+    std::set<std::string_view> names;
+    std::set<std::string_view> envs;
+    CommandSet known = 0;
+    for (const Subcommand& c : commands) {
+        if (c.id == 0 || (c.id & (c.id - 1)) != 0) {
+            return make_error("subcommand '" + std::string(c.name) + "' must have exactly one id bit");
+        }
+        if (known & c.id) return make_error("subcommand '" + std::string(c.name) + "' reuses an id bit");
+        known |= c.id;
+    }
+    for (const Option& opt : table) {
+        const std::string label = "option " + joined_names(opt);
+        if (opt.names.empty()) return make_error("an option has no names");
+        for (std::string_view n : opt.names) {
+            if (n.size() < 2 || n[0] != '-' || n == "--" || n.find('=') != std::string_view::npos) {
+                return make_error(label + ": malformed name '" + std::string(n) + "'");
+            }
+            if (!names.insert(n).second) return make_error(label + ": name '" + std::string(n) + "' used twice");
+        }
+        if (!opt.env.empty() && !envs.insert(opt.env).second) {
+            return make_error(label + ": environment variable " + std::string(opt.env) + " used twice");
+        }
+        if (!opt.env.empty() && !opt.env.starts_with("FERRY_ARG_")) {
+            return make_error(label + ": environment variable must start with FERRY_ARG_");
+        }
+        const int actions = int(opt.set_value != nullptr) + int(opt.set_switch != nullptr) + int(opt.is_help);
+        if (actions != 1) return make_error(label + ": needs exactly one of set_value, set_switch, is_help");
+        if (opt.hint.empty() != (opt.set_value == nullptr)) {
+            return make_error(label + ": a value hint is required for, and only for, options with a value");
+        }
+        if ((opt.commands & known) == 0) return make_error(label + ": accepted by no subcommand");
+        if (opt.group.empty() || opt.help.empty()) return make_error(label + ": needs a group and help text");
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help
+
+namespace {
+
+constexpr size_t kLineWidth = 100;
+constexpr size_t kMaxNameColumn = 32;
+
+// Splits text into lines of at most `width` characters at spaces (a longer word gets its own line).
+std::vector<std::string> wrap(std::string_view text, size_t width) {
+    std::vector<std::string> lines;
+    std::string line;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find(' ', pos);
+        if (end == std::string_view::npos) end = text.size();
+        std::string_view word = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (word.empty()) continue;
+        if (!line.empty() && line.size() + 1 + word.size() > width) {
+            lines.push_back(std::move(line));
+            line.clear();
+        }
+        if (!line.empty()) line += ' ';
+        line += word;
+    }
+    if (!line.empty()) lines.push_back(std::move(line));
+    return lines;
+}
+
+std::string usage_line(const Subcommand& c) {
+    std::string out = "usage: ferry " + std::string(c.name) + " [options]";
+    if (!c.usage_tail.empty()) out += " " + std::string(c.usage_tail);
+    return out + "\n";
+}
+
+}  // namespace
+
+std::string format_overview(const CommandLine& cl) {
+    std::string out = "ferry " FERRY_VERSION ": run large language models from GGUF files\n\n";
+    out += "usage: ferry <subcommand> [options]\n\nsubcommands:\n";
+    size_t width = 0;
+    for (const Subcommand& c : cl.commands) width = std::max(width, c.name.size());
+    for (const Subcommand& c : cl.commands) {
+        out += "  " + std::string(c.name) + std::string(width + 3 - c.name.size(), ' ') + std::string(c.summary) + "\n";
+    }
+    out +=
+        "\nRun 'ferry help <subcommand>' or 'ferry <subcommand> --help' for its options.\n"
+        "Each option can also be set by its FERRY_ARG_* environment variable; a flag overrides it.\n";
+    return out;
+}
+
+std::string format_help(const Subcommand& command, const CommandLine& cl) {
+    const Params defaults;
+    std::vector<const Option*> accepted;
+    std::vector<std::string_view> groups;
+    for (const Option& opt : cl.options) {
+        if ((opt.commands & command.id) == 0) continue;
+        accepted.push_back(&opt);
+        if (std::find(groups.begin(), groups.end(), opt.group) == groups.end()) groups.push_back(opt.group);
+    }
+    auto left_of = [](const Option& opt) {
+        std::string s = "  " + joined_names(opt);
+        if (!opt.hint.empty()) s += " " + std::string(opt.hint);
+        return s;
+    };
+    size_t column = 0;
+    for (const Option* opt : accepted) column = std::max(column, left_of(*opt).size() + 2);
+    column = std::min(column, kMaxNameColumn);
+
+    std::string out = usage_line(command) + "\n" + std::string(command.summary) + "\n";
+    for (std::string_view group : groups) {
+        out += "\n" + std::string(group) + ":\n";
+        for (const Option* opt : accepted) {
+            if (opt->group != group) continue;
+            std::string text(opt->help);
+            if (opt->show_default) text += " (default: " + opt->show_default(defaults) + ")";
+            std::vector<std::string> lines = wrap(text, kLineWidth - column);
+            if (!opt->env.empty()) lines.push_back("(env: " + std::string(opt->env) + ")");
+
+            std::string left = left_of(*opt);
+            if (left.size() + 2 > column) {
+                out += left + "\n";  // too long to share a line with the help text
+                left.clear();
+            }
+            for (const std::string& line : lines) {
+                out += left + std::string(column - left.size(), ' ') + line + "\n";
+                left.clear();
+            }
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+namespace {
+
+ParseOutcome print(std::string text) {
+    ParseOutcome o;
+    o.kind = ParseOutcome::Kind::Print;
+    o.text = std::move(text);
+    return o;
+}
+
+// "ferry inspect: <message>; see 'ferry inspect --help'"
+ParseOutcome usage_error(std::string_view command, const std::string& message) {
+    const std::string prog = command.empty() ? "ferry" : "ferry " + std::string(command);
+    ParseOutcome o;
+    o.kind = ParseOutcome::Kind::Error;
+    o.text = prog + ": " + message + "; see '" + prog + " --help'\n";
+    return o;
+}
+
+// One flag as it appeared on the command line.
+struct Given {
+    const Option* opt;
+    std::string spelled;  // the name as typed, for messages
+    std::string value;    // empty for switches
+};
+
+// 'text' for a message, with control characters escaped: an argument may contain anything, and a
+// usage error must stay on one line and must not drive the terminal.
+std::string quoted(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(1, '\'');
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            out.append("\\x").append(1, kHex[u >> 4]).append(1, kHex[u & 15]);
+        } else {
+            out.append(1, c);
+        }
+    }
+    out.append(1, '\'');
+    return out;
+}
+
+bool accepts(const Subcommand& command, const Option& opt) { return (opt.commands & command.id) != 0; }
+
+// Splits args into flags (checked against the table, values attached) and positional arguments.
+Status tokenize(const Subcommand& command, std::span<const std::string> args, const CommandLine& cl,
+                std::vector<Given>& given, std::vector<std::string>& positional) {
+    bool options_ended = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (options_ended || a.size() < 2 || a[0] != '-') {
+            positional.push_back(a);
+            continue;
+        }
+        if (a == "--") {
+            options_ended = true;
+            continue;
+        }
+        const size_t eq = a.find('=');
+        const std::string flag = a.substr(0, eq);
+        const Option* opt = find_option(cl.options, flag);
+        if (opt == nullptr) {
+            std::vector<std::string_view> candidates;
+            for (const Option& o : cl.options) {
+                if (accepts(command, o)) candidates.insert(candidates.end(), o.names.begin(), o.names.end());
+            }
+            return make_error("unknown argument " + quoted(flag) + did_you_mean(flag, candidates));
+        }
+        if (!accepts(command, *opt)) {
+            return make_error(quoted(flag) + " is not an option of '" + std::string(command.name) +
+                              "' (it is for: " + commands_named(opt->commands, cl.commands) + ")");
+        }
+        Given g{opt, flag, {}};
+        const std::string needs = quoted(flag) + " needs a value (" + std::string(opt->hint) + ")";
+        if (opt->set_switch) {
+            if (eq != std::string::npos) return make_error(quoted(flag) + " takes no value");
+        } else if (eq != std::string::npos) {
+            g.value = a.substr(eq + 1);
+        } else if (i + 1 >= args.size()) {
+            return make_error(needs);
+        } else if (find_option(cl.options, args[i + 1]) != nullptr) {
+            // Most likely a forgotten value; a file really named "--json" can be passed as -m=--json.
+            return make_error(needs + ", not the option " + quoted(args[i + 1]));
+        } else {
+            g.value = args[++i];
+        }
+        given.push_back(std::move(g));
+    }
+    return {};
+}
+
+// Sets the options the subcommand accepts from their FERRY_ARG_* variables, except those given as flags.
+Status apply_env(const Subcommand& command, const CommandLine& cl, const std::vector<Given>& given, Params& p) {
+    for (const Option& opt : cl.options) {
+        if (!accepts(command, opt) || opt.env.empty() || !cl.env) continue;
+        if (std::any_of(given.begin(), given.end(), [&](const Given& g) { return g.opt == &opt; })) continue;
+        const std::optional<std::string> v = cl.env(opt.env);
+        if (!v || v->empty()) continue;
+        Status st;
+        if (opt.set_switch) {
+            Result<bool> on = parse_bool(*v);
+            if (on.ok()) {
+                opt.set_switch(p, *on);
+            } else {
+                st = on.error();
+            }
+        } else if (opt.set_value) {
+            st = opt.set_value(p, *v);
+        }
+        if (!st.ok()) {
+            return make_error("invalid value " + quoted(*v) + " in " + std::string(opt.env) + " (" +
+                              std::string(opt.names.back()) + "): " + st.error().message);
+        }
+    }
+    return {};
+}
+
+Status apply_flags(const std::vector<Given>& given, Params& p) {
+    for (const Given& g : given) {
+        if (g.opt->set_switch) {
+            g.opt->set_switch(p, true);
+            continue;
+        }
+        Status st = g.opt->set_value(p, g.value);
+        if (!st.ok()) {
+            return make_error("invalid value " + quoted(g.value) + " for " + quoted(g.spelled) + ": " +
+                              st.error().message);
+        }
+    }
+    return {};
+}
+
+Status apply_positional(const Subcommand& command, const CommandLine& cl, const std::vector<Given>& given,
+                        std::vector<std::string> positional, Params& p) {
+    switch (command.positional) {
+        case Positional::None:
+            if (!positional.empty()) return make_error("unexpected argument " + quoted(positional[0]));
+            return {};
+        case Positional::Args: p.positional = std::move(positional); return {};
+        case Positional::Model: break;
+    }
+    if (positional.size() > 1) return make_error("unexpected argument " + quoted(positional[1]));
+    const Option* model_opt = find_option(cl.options, "--model");
+    const auto model_flag =
+        std::find_if(given.begin(), given.end(), [&](const Given& g) { return g.opt == model_opt; });
+    if (positional.size() == 1) {
+        if (model_flag != given.end()) {
+            return make_error("the model is given twice: " + quoted(model_flag->spelled + " " + model_flag->value) +
+                              " and " + quoted(positional[0]));
+        }
+        p.model = positional[0];  // overrides FERRY_ARG_MODEL, like a flag would
+    }
+    return {};  // no model at all is for the subcommand to settle (it may have a default)
+}
+
+ParseOutcome parse_subcommand(const Subcommand& command, std::span<const std::string> args, const CommandLine& cl) {
+    // Help wins over everything else, so a half-typed command line can still ask for it.
+    for (const std::string& a : args) {
+        if (a == "--") break;
+        const Option* opt = find_option(cl.options, a);
+        if (opt && opt->is_help && accepts(command, *opt)) return print(format_help(command, cl));
+    }
+
+    ParseOutcome out;
+    out.params.subcommand = std::string(command.name);
+    std::vector<Given> given;
+    std::vector<std::string> positional;
+    // The environment before the flags, so that flags override it.
+    Status st = tokenize(command, args, cl, given, positional);
+    if (st.ok()) st = apply_env(command, cl, given, out.params);
+    if (st.ok()) st = apply_flags(given, out.params);
+    if (st.ok()) st = apply_positional(command, cl, given, std::move(positional), out.params);
+    if (!st.ok()) return usage_error(command.name, st.error().message);
+
+    out.kind = ParseOutcome::Kind::Run;
+    out.command = &command;
+    return out;
+}
+
+std::vector<std::string_view> command_names(std::span<const Subcommand> commands) {
+    std::vector<std::string_view> names;
+    for (const Subcommand& c : commands) names.push_back(c.name);
+    return names;
+}
+
+ParseOutcome unknown_command(std::string_view word, const CommandLine& cl) {
+    return usage_error("", "unknown subcommand " + quoted(word) + did_you_mean(word, command_names(cl.commands)));
+}
+
+}  // namespace
+
+ParseOutcome parse_args(std::span<const std::string> args, const CommandLine& cl) {
+    if (args.empty()) return print(format_overview(cl));
+    const std::string& first = args[0];
+    if (first == "-h" || first == "--help") return print(format_overview(cl));
+    if (first == "--version") return print("ferry " FERRY_VERSION "\n");
+    if (first == "help") {
+        if (args.size() == 1) return print(format_overview(cl));
+        const Subcommand* c = find_command(cl.commands, args[1]);
+        if (c == nullptr) return unknown_command(args[1], cl);
+        return print(format_help(*c, cl));
+    }
+    if (first.starts_with("-")) {
+        const std::string flag = first.substr(0, first.find('='));
+        if (const Option* opt = find_option(cl.options, flag)) {
+            return usage_error("", quoted(flag) + " must follow a subcommand (it is for: " +
+                                       commands_named(opt->commands, cl.commands) + ")");
+        }
+        return usage_error("", "unknown argument " + quoted(flag) + did_you_mean(flag, {"--help", "--version"}));
+    }
+    const Subcommand* c = find_command(cl.commands, first);
+    if (c == nullptr) return unknown_command(first, cl);
+    return parse_subcommand(*c, args.subspan(1), cl);
+}
+
+ParseOutcome parse_args(int argc, const char* const* argv, const CommandLine& cl) {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+    return parse_args(args, cl);
+}
+
+}  // namespace ferry::cli

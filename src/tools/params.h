@@ -1,0 +1,48 @@
+// What the command line asks a subcommand to do.
+//
+// The CLI (src/cli/options.cpp) fills one Params from flags, FERRY_ARG_* environment variables and
+// positional arguments; each subcommand reads the fields it accepts and ignores the rest. Defaults
+// live here, in the member initializers, and `--help` prints them from a default-constructed
+// Params, so a default is stated exactly once.
+//
+// To add a setting: add a field here with its default, then one entry in the option table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+
+namespace ferry::tools {
+
+struct Params {
+    // The subcommand being run ("inspect"); set by the parser, never by a flag.
+    std::string subcommand;
+
+    // -m, --model FNAME: path of the GGUF model file. For subcommands whose positional argument is
+    // the model (`ferry inspect FILE.gguf`) the parser stores that argument here too.
+    std::string model;
+
+    // Positional arguments the subcommand did not map to a field, in command-line order.
+    std::vector<std::string> positional;
+
+    // -t, --threads N: CPU threads for generation; -1 = choose from the number of cores.
+    int threads = -1;
+
+    // -c, --ctx-size N: context length in tokens; 0 = the model's trained context length.
+    int ctx_size = 0;
+
+    // --no-mmap: read the model into allocated memory instead of mapping the file.
+    bool no_mmap = false;
+
+    // --tensors (inspect): list every tensor, not only the summary.
+    bool tensors = false;
+
+    // --json (inspect): print machine-readable JSON instead of text.
+    bool json = false;
+
+    // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
+    log::Level log_level = log::Level::Info;
+};
+
+}  // namespace ferry::tools

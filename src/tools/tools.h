@@ -1,0 +1,13 @@
+// Entry points of the subcommands. Each takes the parsed command line and returns the process exit
+// code: 0 on success, 1 when the work failed (bad file, out of memory, ...). Usage errors (exit 2)
+// are caught earlier, by the CLI parser.
+#pragma once
+
+#include "tools/params.h"
+
+namespace ferry::tools {
+
+// ferry inspect: print a GGUF file's metadata, tensors and sizes.
+int run_inspect(const Params& params);
+
+}  // namespace ferry::tools

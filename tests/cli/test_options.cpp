@@ -1,0 +1,418 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli/options.h"
+
+namespace ferry::cli {
+namespace {
+
+// Besides the real `inspect`, a made-up `run` subcommand with -t/-c, so that the tests can cover
+// integer values and flags that belong to another subcommand before the real `run` exists.
+constexpr CommandSet kRun = 1u << 1;
+
+const Subcommand kCommands[] = {
+    {.name = "inspect",
+     .id = cmd::inspect,
+     .summary = "print a GGUF file's metadata",
+     .usage_tail = "[FILE.gguf]",
+     .positional = Positional::Model},
+    {.name = "run",
+     .id = kRun,
+     .summary = "generate text",
+     .usage_tail = "[PROMPT...]",
+     .positional = Positional::Args},
+};
+
+std::vector<Option> test_table() {
+    std::vector<Option> table(options().begin(), options().end());
+    table.push_back({
+        .group = "compute",
+        .names = {"-t", "--threads"},
+        .hint = "N",
+        .help = "number of CPU threads",
+        .env = "FERRY_ARG_THREADS",
+        .commands = kRun,
+        .set_value = [](Params& p, std::string_view v) -> Status {
+            FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
+            return {};
+        },
+        .show_default = [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
+    });
+    table.push_back({
+        .group = "context",
+        .names = {"-c", "--ctx-size"},
+        .hint = "N",
+        .help = "size of the prompt context",
+        .env = "FERRY_ARG_CTX_SIZE",
+        .commands = kRun,
+        .set_value = [](Params& p, std::string_view v) -> Status {
+            FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
+            return {};
+        },
+        .show_default = [](const Params& p) { return std::to_string(p.ctx_size); },
+    });
+    return table;
+}
+
+// Built piecewise: GCC 12 warns falsely (-Wrestrict, PR 105329) on " " + std::string(n).
+std::string surrounded(char before, std::string_view s, char after) {
+    std::string out(1, before);
+    out.append(s).append(1, after);
+    return out;
+}
+
+class Cli : public ::testing::Test {
+protected:
+    ParseOutcome parse(std::vector<std::string> args) {
+        CommandLine cl{.commands = kCommands, .options = table_, .env = [this](std::string_view name) {
+                           auto it = env_.find(std::string(name));
+                           return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
+                       }};
+        return parse_args(args, cl);
+    }
+    Params ok(std::vector<std::string> args) {
+        ParseOutcome o = parse(args);
+        EXPECT_EQ(o.kind, ParseOutcome::Kind::Run) << o.text;
+        EXPECT_EQ(o.exit_code(), 0);
+        return o.params;
+    }
+    // The error line for a usage error, checked to be exactly one line with exit code 2.
+    std::string error(std::vector<std::string> args) {
+        ParseOutcome o = parse(args);
+        EXPECT_EQ(o.kind, ParseOutcome::Kind::Error);
+        EXPECT_EQ(o.exit_code(), 2);
+        EXPECT_EQ(std::count(o.text.begin(), o.text.end(), '\n'), 1) << o.text;
+        EXPECT_TRUE(o.text.ends_with("\n")) << o.text;
+        return o.text;
+    }
+    std::string help_of(std::string_view command) {
+        const Subcommand* c = &kCommands[command == "inspect" ? 0 : 1];
+        return format_help(*c, CommandLine{.commands = kCommands, .options = table_, .env = {}});
+    }
+
+    std::vector<Option> table_ = test_table();
+    std::map<std::string, std::string> env_;
+};
+
+TEST(OptionTable, RealTableIsValid) {
+    Status st = validate_table(options(), kCommands);
+    EXPECT_TRUE(st.ok()) << st.error().message;
+    EXPECT_TRUE(validate_table(test_table(), kCommands).ok());
+}
+
+TEST(OptionTable, NoTwoEntriesShareANameOrEnvVar) {
+    std::set<std::string_view> names, envs;
+    for (const Option& opt : options()) {
+        for (std::string_view n : opt.names) EXPECT_TRUE(names.insert(n).second) << "name used twice: " << n;
+        if (!opt.env.empty()) {
+            EXPECT_TRUE(envs.insert(opt.env).second) << "env used twice: " << opt.env;
+        }
+    }
+}
+
+TEST(OptionTable, EveryNonHelpOptionHasAnEnvVar) {
+    for (const Option& opt : options()) {
+        if (!opt.is_help) {
+            EXPECT_TRUE(opt.env.starts_with("FERRY_ARG_")) << opt.names[0];
+        }
+    }
+}
+
+TEST(OptionTable, ValidateRejectsBrokenTables) {
+    auto broken = [](auto edit) {
+        std::vector<Option> t = test_table();
+        edit(t);
+        return validate_table(t, kCommands);
+    };
+    Status dup_name = broken([](std::vector<Option>& t) { t.back().names = {"--model"}; });
+    ASSERT_FALSE(dup_name.ok());
+    EXPECT_NE(dup_name.error().message.find("'--model' used twice"), std::string::npos);
+    Status dup_env = broken([](std::vector<Option>& t) { t.back().env = "FERRY_ARG_MODEL"; });
+    ASSERT_FALSE(dup_env.ok());
+    EXPECT_NE(dup_env.error().message.find("FERRY_ARG_MODEL used twice"), std::string::npos);
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().hint = ""; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().names = {"threads"}; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().commands = 1u << 7; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().set_switch = [](Params&, bool) {}; }).ok());
+}
+
+TEST_F(Cli, ModelInEveryForm) {
+    for (auto args : std::vector<std::vector<std::string>>{
+             {"inspect", "-m", "a.gguf"},
+             {"inspect", "--model", "a.gguf"},
+             {"inspect", "--model=a.gguf"},
+             {"inspect", "-m=a.gguf"},
+             {"inspect", "a.gguf"},
+             {"inspect", "--", "a.gguf"},
+         }) {
+        Params p = ok(args);
+        EXPECT_EQ(p.model, "a.gguf") << args[1];
+        EXPECT_EQ(p.subcommand, "inspect");
+        EXPECT_TRUE(p.positional.empty());
+    }
+}
+
+TEST_F(Cli, ValueMayContainEqualsAndStartWithDash) {
+    EXPECT_EQ(ok({"inspect", "--model=dir/a=b.gguf"}).model, "dir/a=b.gguf");
+    EXPECT_EQ(ok({"inspect", "-m", "-weird.gguf"}).model, "-weird.gguf");
+    EXPECT_EQ(ok({"inspect", "-m=--json"}).model, "--json");
+    EXPECT_EQ(ok({"run", "-t", "-1"}).threads, -1);
+}
+
+TEST_F(Cli, Switches) {
+    Params d = ok({"inspect", "x.gguf"});
+    EXPECT_FALSE(d.no_mmap);
+    EXPECT_FALSE(d.tensors);
+    EXPECT_FALSE(d.json);
+    EXPECT_EQ(d.log_level, log::Level::Info);
+
+    Params p = ok({"inspect", "--no-mmap", "x.gguf", "--tensors", "--json"});
+    EXPECT_TRUE(p.no_mmap);
+    EXPECT_TRUE(p.tensors);
+    EXPECT_TRUE(p.json);
+    EXPECT_EQ(ok({"inspect", "x.gguf", "-v"}).log_level, log::Level::Debug);
+    EXPECT_EQ(ok({"inspect", "x.gguf", "--verbose"}).log_level, log::Level::Debug);
+    EXPECT_EQ(ok({"inspect", "x.gguf", "--log-verbose"}).log_level, log::Level::Debug);
+    EXPECT_EQ(ok({"inspect", "x.gguf", "--log-disable"}).log_level, log::Level::Off);
+}
+
+TEST_F(Cli, SwitchRejectsAValue) {
+    std::string e = error({"inspect", "x.gguf", "--json=1"});
+    EXPECT_NE(e.find("'--json' takes no value"), std::string::npos) << e;
+}
+
+TEST_F(Cli, IntegerValues) {
+    Params p = ok({"run", "-t", "8", "--ctx-size=4096"});
+    EXPECT_EQ(p.threads, 8);
+    EXPECT_EQ(p.ctx_size, 4096);
+    EXPECT_EQ(ok({"run", "--threads=3"}).threads, 3);
+    EXPECT_EQ(ok({"run", "-c", "0"}).ctx_size, 0);
+}
+
+TEST_F(Cli, MalformedIntegers) {
+    for (std::string bad : {"abc", "99999999999", "4x", "", " 4", "1.5", "-2", "0x10", "+4"}) {
+        std::string e = error({"run", "-t", bad});
+        EXPECT_NE(e.find("invalid value '" + bad + "' for '-t'"), std::string::npos) << e;
+        EXPECT_NE(e.find("expected an integer"), std::string::npos) << e;
+        EXPECT_NE(e.find("see 'ferry run --help'"), std::string::npos) << e;
+    }
+    std::string e = error({"run", "--ctx-size=lots"});
+    EXPECT_NE(e.find("for '--ctx-size'"), std::string::npos) << e;
+}
+
+TEST_F(Cli, RepeatedFlagLastWins) {
+    EXPECT_EQ(ok({"run", "-t", "2", "--threads", "5"}).threads, 5);
+    EXPECT_EQ(ok({"inspect", "-m", "a.gguf", "-m", "b.gguf"}).model, "b.gguf");
+}
+
+TEST_F(Cli, PositionalArgs) {
+    EXPECT_EQ(ok({"run", "hello", "-t", "2", "world"}).positional, (std::vector<std::string>{"hello", "world"}));
+    EXPECT_EQ(ok({"run", "--", "-t", "-"}).positional, (std::vector<std::string>{"-t", "-"}));
+}
+
+TEST_F(Cli, UnknownFlagSuggestsTheClosestName) {
+    std::string e = error({"inspect", "x.gguf", "--tensor"});
+    EXPECT_EQ(e,
+              "ferry inspect: unknown argument '--tensor' (did you mean '--tensors'?); "
+              "see 'ferry inspect --help'\n");
+    e = error({"inspect", "--modle=x.gguf"});
+    EXPECT_NE(e.find("unknown argument '--modle' (did you mean '--model'?)"), std::string::npos) << e;
+}
+
+TEST_F(Cli, ControlCharactersAreEscapedInErrors) {
+    std::string e = error({"inspect", "x.gguf", "--a\nb\x1b[31m"});
+    EXPECT_NE(e.find("unknown argument '--a\\x0ab\\x1b[31m'"), std::string::npos) << e;
+    env_["FERRY_ARG_JSON"] = "\r";
+    e = error({"inspect", "x.gguf"});
+    EXPECT_NE(e.find("'\\x0d'"), std::string::npos) << e;
+}
+
+TEST_F(Cli, UnknownFlagWithoutCloseMatchHasNoSuggestion) {
+    std::string e = error({"inspect", "x.gguf", "--frobnicate"});
+    EXPECT_NE(e.find("unknown argument '--frobnicate'"), std::string::npos) << e;
+    EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
+}
+
+TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
+    // --thread is one edit from --threads, but inspect does not take --threads.
+    std::string e = error({"inspect", "x.gguf", "--thread", "4"});
+    EXPECT_EQ(e.find("--threads"), std::string::npos) << e;
+}
+
+TEST_F(Cli, FlagOfAnotherSubcommand) {
+    std::string e = error({"inspect", "x.gguf", "-t", "4"});
+    EXPECT_EQ(e, "ferry inspect: '-t' is not an option of 'inspect' (it is for: run); see 'ferry inspect --help'\n");
+    e = error({"run", "--tensors"});
+    EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
+}
+
+TEST_F(Cli, MissingValue) {
+    std::string e = error({"inspect", "-m"});
+    EXPECT_EQ(e, "ferry inspect: '-m' needs a value (FNAME); see 'ferry inspect --help'\n");
+    e = error({"run", "--threads"});
+    EXPECT_NE(e.find("'--threads' needs a value (N)"), std::string::npos) << e;
+    e = error({"inspect", "-m", "--json", "x.gguf"});
+    EXPECT_NE(e.find("'-m' needs a value (FNAME), not the option '--json'"), std::string::npos) << e;
+    e = error({"inspect", "--model="});
+    EXPECT_NE(e.find("invalid value '' for '--model'"), std::string::npos) << e;
+}
+
+TEST_F(Cli, ModelAtMostOnceForInspect) {
+    EXPECT_EQ(ok({"inspect"}).model, "");  // the tool falls back to its default model
+    std::string e = error({"inspect", "a.gguf", "b.gguf"});
+    EXPECT_NE(e.find("unexpected argument 'b.gguf'"), std::string::npos) << e;
+    e = error({"inspect", "-m", "a.gguf", "b.gguf"});
+    EXPECT_NE(e.find("the model is given twice: '-m a.gguf' and 'b.gguf'"), std::string::npos) << e;
+}
+
+TEST_F(Cli, EnvFallback) {
+    env_["FERRY_ARG_MODEL"] = "env.gguf";
+    env_["FERRY_ARG_TENSORS"] = "1";
+    env_["FERRY_ARG_JSON"] = "true";
+    env_["FERRY_ARG_NO_MMAP"] = "off";
+    env_["FERRY_ARG_THREADS"] = "6";
+    Params p = ok({"inspect"});
+    EXPECT_EQ(p.model, "env.gguf");
+    EXPECT_TRUE(p.tensors);
+    EXPECT_TRUE(p.json);
+    EXPECT_FALSE(p.no_mmap);
+    EXPECT_EQ(p.threads, -1);  // FERRY_ARG_THREADS belongs to run, not inspect
+    EXPECT_EQ(ok({"run"}).threads, 6);
+}
+
+TEST_F(Cli, FlagsOverrideEnv) {
+    env_["FERRY_ARG_MODEL"] = "env.gguf";
+    env_["FERRY_ARG_JSON"] = "0";
+    env_["FERRY_ARG_THREADS"] = "6";
+    env_["FERRY_ARG_LOG_DISABLE"] = "1";
+    EXPECT_EQ(ok({"inspect", "-m", "cli.gguf"}).model, "cli.gguf");
+    EXPECT_EQ(ok({"inspect", "pos.gguf"}).model, "pos.gguf");
+    EXPECT_TRUE(ok({"inspect", "--json"}).json);
+    EXPECT_EQ(ok({"run", "--threads=2"}).threads, 2);
+    EXPECT_EQ(ok({"inspect", "--log-disable"}).log_level, log::Level::Off);
+    EXPECT_EQ(ok({"inspect"}).log_level, log::Level::Off);
+}
+
+TEST_F(Cli, EmptyEnvIsUnset) {
+    env_["FERRY_ARG_MODEL"] = "";
+    env_["FERRY_ARG_THREADS"] = "";
+    EXPECT_EQ(ok({"inspect"}).model, "");
+    EXPECT_EQ(ok({"run"}).threads, -1);
+}
+
+TEST_F(Cli, MalformedEnvNamesTheVariable) {
+    env_["FERRY_ARG_THREADS"] = "many";
+    std::string e = error({"run"});
+    EXPECT_NE(e.find("invalid value 'many' in FERRY_ARG_THREADS (--threads): expected an integer"), std::string::npos)
+        << e;
+    env_["FERRY_ARG_JSON"] = "maybe";
+    e = error({"inspect", "x.gguf"});
+    EXPECT_NE(e.find("FERRY_ARG_JSON"), std::string::npos) << e;
+    // A malformed variable is not read when its flag is given.
+    EXPECT_TRUE(ok({"inspect", "x.gguf", "--json"}).json);
+}
+
+TEST_F(Cli, HelpListsEveryAcceptedFlagAndItsEnvVar) {
+    for (const Subcommand& c : kCommands) {
+        std::string help = help_of(c.name);
+        EXPECT_TRUE(help.starts_with("usage: ferry " + std::string(c.name) + " [options]")) << help;
+        for (const Option& opt : table_) {
+            const bool accepted = (opt.commands & c.id) != 0;
+            for (std::string_view n : opt.names) {
+                const bool listed = help.find(surrounded(' ', n, ' ')) != std::string::npos ||
+                                    help.find(surrounded(' ', n, ',')) != std::string::npos;
+                EXPECT_EQ(listed, accepted) << c.name << " " << n << "\n" << help;
+            }
+            if (!opt.env.empty()) {
+                EXPECT_EQ(help.find("(env: " + std::string(opt.env) + ")") != std::string::npos, accepted)
+                    << c.name << " " << opt.env;
+            }
+        }
+    }
+}
+
+TEST_F(Cli, HelpShowsDefaultsGroupsAndFitsTheLine) {
+    std::string help = help_of("run");
+    EXPECT_NE(help.find("-t, --threads N"), std::string::npos) << help;
+    EXPECT_NE(help.find("(default: auto)"), std::string::npos) << help;
+    EXPECT_NE(help.find("\ncompute:\n"), std::string::npos) << help;
+    EXPECT_NE(help.find("\nlogging:\n"), std::string::npos) << help;
+    size_t start = 0;
+    while (start < help.size()) {
+        size_t end = help.find('\n', start);
+        EXPECT_LE(end - start, 100u) << help.substr(start, end - start);
+        start = end + 1;
+    }
+}
+
+TEST_F(Cli, HelpWinsAnywhere) {
+    for (auto args : std::vector<std::vector<std::string>>{
+             {"inspect", "--help"}, {"inspect", "-h"}, {"inspect", "--bogus", "-h"}, {"inspect", "-m", "-h"}}) {
+        ParseOutcome o = parse(args);
+        EXPECT_EQ(o.kind, ParseOutcome::Kind::Print) << args.back();
+        EXPECT_EQ(o.exit_code(), 0);
+        EXPECT_TRUE(o.text.starts_with("usage: ferry inspect")) << o.text;
+    }
+    // After "--", -h is a positional argument.
+    EXPECT_EQ(ok({"run", "--", "-h"}).positional, (std::vector<std::string>{"-h"}));
+}
+
+TEST_F(Cli, TopLevel) {
+    for (auto args : std::vector<std::vector<std::string>>{{}, {"--help"}, {"-h"}, {"help"}}) {
+        ParseOutcome o = parse(args);
+        EXPECT_EQ(o.kind, ParseOutcome::Kind::Print);
+        EXPECT_NE(o.text.find("inspect"), std::string::npos) << o.text;
+        EXPECT_NE(o.text.find("print a GGUF file's metadata"), std::string::npos) << o.text;
+    }
+    ParseOutcome v = parse({"--version"});
+    EXPECT_EQ(v.kind, ParseOutcome::Kind::Print);
+    EXPECT_TRUE(v.text.starts_with("ferry ")) << v.text;
+
+    ParseOutcome h = parse({"help", "run"});
+    EXPECT_EQ(h.kind, ParseOutcome::Kind::Print);
+    EXPECT_TRUE(h.text.starts_with("usage: ferry run [options] [PROMPT...]")) << h.text;
+
+    EXPECT_EQ(error({"inspct", "x.gguf"}),
+              "ferry: unknown subcommand 'inspct' (did you mean 'inspect'?); see 'ferry --help'\n");
+    EXPECT_NE(error({"help", "rnu"}).find("(did you mean 'run'?)"), std::string::npos);
+    EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
+    EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
+    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect)"),
+              std::string::npos);
+}
+
+TEST(ParseInt, Bounds) {
+    EXPECT_EQ(parse_int("0", 0, 10).value(), 0);
+    EXPECT_EQ(parse_int("10", 0, 10).value(), 10);
+    EXPECT_EQ(parse_int("-5", -5, 10).value(), -5);
+    EXPECT_FALSE(parse_int("11", 0, 10).ok());
+    EXPECT_FALSE(parse_int("-6", -5, 10).ok());
+    EXPECT_FALSE(parse_int("99999999999999999999999", 0, 10).ok());
+    EXPECT_EQ(parse_int("11", 0, 10).error().message, "expected an integer from 0 to 10");
+    EXPECT_EQ(parse_int("x", 0, 10).error().message, "expected an integer");
+}
+
+TEST(ParseBool, Spellings) {
+    for (auto s : {"1", "true", "TRUE", "on", "yes", "Yes"}) EXPECT_TRUE(parse_bool(s).value()) << s;
+    for (auto s : {"0", "false", "off", "no", "NO"}) EXPECT_FALSE(parse_bool(s).value()) << s;
+    for (auto s : {"", "2", "y", "enable"}) EXPECT_FALSE(parse_bool(s).ok()) << s;
+}
+
+TEST(EditDistance, Basics) {
+    EXPECT_EQ(edit_distance("", ""), 0u);
+    EXPECT_EQ(edit_distance("abc", ""), 3u);
+    EXPECT_EQ(edit_distance("", "abc"), 3u);
+    EXPECT_EQ(edit_distance("--tensor", "--tensors"), 1u);
+    EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+    EXPECT_EQ(edit_distance("inspct", "inspect"), 1u);
+    EXPECT_EQ(edit_distance("--tesnors", "--tensors"), 1u);  // a swap is one edit
+    EXPECT_EQ(edit_distance("ca", "abc"), 3u);               // no editing a swapped pair again
+}
+
+}  // namespace
+}  // namespace ferry::cli
