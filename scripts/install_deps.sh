@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev clang python3 python3-venv)
+packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libutf8proc-dev clang python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +23,7 @@ for p in "${missing[@]}"; do
         python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null || filtered+=("$p") ;;
         libgtest-dev) [ -f /usr/include/gtest/gtest.h ] || filtered+=("$p") ;;
         nlohmann-json3-dev) [ -f /usr/include/nlohmann/json.hpp ] || filtered+=("$p") ;;
+        libutf8proc-dev) [ -f /usr/include/utf8proc.h ] || filtered+=("$p") ;;
         *) filtered+=("$p") ;;
     esac
 done

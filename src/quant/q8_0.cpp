@@ -1,0 +1,41 @@
+#include "quant/q8_0.h"
+
+#include <cmath>
+
+#include "core/check.h"
+
+namespace ferry::quant {
+
+void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n) {
+    FERRY_CHECK(n % QK8_0 == 0);
+    for (int64_t b = 0; b < n / QK8_0; ++b) {
+        const float d = half_to_float(x[b].d);
+        for (int j = 0; j < QK8_0; ++j) y[b * QK8_0 + j] = float(x[b].qs[j]) * d;
+    }
+}
+
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+    FERRY_CHECK(n % QK8_0 == 0);
+    for (int64_t b = 0; b < n / QK8_0; ++b) {
+        const float* xb = x + b * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = float_to_half(d);
+        for (int j = 0; j < QK8_0; ++j) y[b].qs[j] = int8_t(round_away(xb[j] * id));
+    }
+}
+
+float vec_dot_q8_0_q8_0(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a) {
+    FERRY_CHECK(n % QK8_0 == 0);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK8_0; ++b) {
+        int32_t sumi = 0;
+        for (int j = 0; j < QK8_0; ++j) sumi += int32_t(w[b].qs[j]) * int32_t(a[b].qs[j]);
+        sum += float(sumi) * (half_to_float(w[b].d) * half_to_float(a[b].d));
+    }
+    return sum;
+}
+
+}  // namespace ferry::quant

@@ -1,0 +1,2 @@
+# Sources of the chat-template part of ferry_text (paths relative to src/text).
+list(APPEND FERRY_TEXT_SOURCES)
