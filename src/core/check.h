@@ -6,7 +6,8 @@ namespace ferry::detail {
 [[noreturn]] void check_failed(const char* expr, const char* file, int line);
 }
 
-#define FERRY_CHECK(cond)                                                       \
-    do {                                                                        \
-        if (!(cond)) [[unlikely]] ::ferry::detail::check_failed(#cond, __FILE__, __LINE__); \
+#define FERRY_CHECK(cond)                                             \
+    do {                                                              \
+        if (!(cond)) [[unlikely]]                                     \
+            ::ferry::detail::check_failed(#cond, __FILE__, __LINE__); \
     } while (0)

@@ -43,7 +43,7 @@ inline uint16_t fp32_to_fp16(float f) {
     const uint16_t sign = uint16_t((u >> 16) & 0x8000);
     const uint32_t abs = u & 0x7fffffff;
     if (abs > 0x7f800000) return uint16_t(sign | 0x7e00 | ((abs >> 13) & 0x3ff));  // NaN stays NaN
-    if (abs >= 0x477ff000) return uint16_t(sign | 0x7c00);  // rounds to >= 65520: infinity
+    if (abs >= 0x477ff000) return uint16_t(sign | 0x7c00);                         // rounds to >= 65520: infinity
     if (abs < 0x38800000) {
         // Result is subnormal (or zero): value = mant * 2^-24.
         if (abs < 0x33000000) return sign;  // < 2^-25 rounds to zero

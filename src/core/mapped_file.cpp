@@ -55,7 +55,8 @@ Result<FileData> FileData::open(const std::string& path, Mode mode) {
     while (done < f.size_) {
         const ssize_t n = ::pread(fd.get(), f.buffer_.get() + done, f.size_ - done, off_t(done));
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return make_error("cannot read '" + path + "': " + (n < 0 ? errno_text() : "unexpected end of file"));
+        if (n <= 0)
+            return make_error("cannot read '" + path + "': " + (n < 0 ? errno_text() : "unexpected end of file"));
         done += uint64_t(n);
     }
     f.data_ = f.buffer_.get();

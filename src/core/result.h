@@ -21,7 +21,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+    Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
     Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
     bool ok() const { return v_.index() == 0; }
@@ -81,15 +81,15 @@ inline Error make_error(std::string message) { return Error{std::move(message)};
 #define FERRY_CONCAT(a, b) FERRY_CONCAT_INNER(a, b)
 
 // FERRY_TRY(expr): evaluate a Status/Result; on error return its Error from the current function.
-#define FERRY_TRY(expr)                                           \
-    do {                                                          \
-        auto&& ferry_try_result_ = (expr);                        \
+#define FERRY_TRY(expr)                                                \
+    do {                                                               \
+        auto&& ferry_try_result_ = (expr);                             \
         if (!ferry_try_result_.ok()) return ferry_try_result_.error(); \
     } while (0)
 
 // FERRY_ASSIGN(lhs, expr): `lhs = std::move(value)` of a Result, or return its Error.
-#define FERRY_ASSIGN_IMPL(tmp, lhs, expr)         \
-    auto tmp = (expr);                            \
-    if (!tmp.ok()) return tmp.error();            \
+#define FERRY_ASSIGN_IMPL(tmp, lhs, expr) \
+    auto tmp = (expr);                    \
+    if (!tmp.ok()) return tmp.error();    \
     lhs = std::move(tmp).value()
 #define FERRY_ASSIGN(lhs, expr) FERRY_ASSIGN_IMPL(FERRY_CONCAT(ferry_assign_, __LINE__), lhs, expr)

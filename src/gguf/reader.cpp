@@ -75,8 +75,9 @@ private:
         FERRY_TRY(read(&f_.version_, "version"));
         const uint32_t v = f_.version_;
         if ((v & 0xffff) == 0 && v != 0)
-            return fail(4, "version field 0x" + hex(v) +
-                               " looks byte-swapped: this is a big-endian GGUF file; only little-endian files are supported");
+            return fail(
+                4, "version field 0x" + hex(v) +
+                       " looks byte-swapped: this is a big-endian GGUF file; only little-endian files are supported");
         if (v == 1) return fail(4, "GGUF version 1 is not supported (32-bit counts); convert the file to v3");
         if (v != 2 && v != 3) return fail(4, "unsupported GGUF version " + std::to_string(v) + " (supported: 2, 3)");
         FERRY_TRY(read(&n_tensors_, "tensor count"));
@@ -134,10 +135,11 @@ private:
         // Strings take at least their 8-byte length, nested arrays their 12-byte header.
         const uint64_t min_size = elem_size ? elem_size : (out->elem_type_ == ValueType::STRING ? 8 : 12);
         if (count > remaining() / min_size)
-            return fail(at, what + ": array of " + std::to_string(count) + " " +
-                                std::string(value_type_name(out->elem_type_)) + " needs at least " +
-                                (count > UINT64_MAX / min_size ? std::string("more") : std::to_string(count * min_size)) +
-                                " bytes, " + std::to_string(remaining()) + " left");
+            return fail(
+                at, what + ": array of " + std::to_string(count) + " " + std::string(value_type_name(out->elem_type_)) +
+                        " needs at least " +
+                        (count > UINT64_MAX / min_size ? std::string("more") : std::to_string(count * min_size)) +
+                        " bytes, " + std::to_string(remaining()) + " left");
         if (elem_size) {
             out->raw_.assign(p_ + pos_, p_ + pos_ + count * elem_size);
             if (out->elem_type_ == ValueType::BOOL) {
@@ -199,7 +201,8 @@ private:
             uint32_t n_dims = 0;
             FERRY_TRY(read(&n_dims, "n_dims"));
             if (n_dims == 0 || n_dims > kMaxDims)
-                return fail(at, what + ": n_dims " + std::to_string(n_dims) + " outside 1.." + std::to_string(kMaxDims));
+                return fail(at,
+                            what + ": n_dims " + std::to_string(n_dims) + " outside 1.." + std::to_string(kMaxDims));
             t.n_dims = int(n_dims);
             uint64_t n_elements = 1;
             for (uint32_t d = 0; d < n_dims; ++d) {
@@ -221,8 +224,7 @@ private:
                 return fail(at, what + ": row length " + std::to_string(t.ne[0]) + " is not a multiple of the " +
                                     std::string(info->name) + " block size " + std::to_string(info->block_size));
             uint64_t blocks = n_elements / info->block_size;
-            if (!checked_mul(blocks, info->type_size, &t.size))
-                return fail(at, what + ": byte size overflows");
+            if (!checked_mul(blocks, info->type_size, &t.size)) return fail(at, what + ": byte size overflows");
             FERRY_TRY(read(&t.offset, "tensor offset"));
             f_.tensor_index_.emplace(t.name, f_.tensors_.size());
             f_.tensors_.push_back(std::move(t));
@@ -258,8 +260,8 @@ private:
             const TensorInfo& a = *by_offset[i - 1];
             const TensorInfo& b = *by_offset[i];
             if (a.offset + a.size > b.offset && a.size != 0 && b.size != 0)
-                return fail(f_.data_offset_ + b.offset, "tensor '" + printable(b.name) + "' overlaps tensor '" +
-                                                              printable(a.name) + "'");
+                return fail(f_.data_offset_ + b.offset,
+                            "tensor '" + printable(b.name) + "' overlaps tensor '" + printable(a.name) + "'");
         }
         return {};
     }

@@ -64,9 +64,12 @@ size_t utf8_complete_prefix(std::string_view s) {
         const auto b = uint8_t(s[s.size() - back]);
         if ((b & 0xc0) == 0x80) continue;  // continuation byte: keep looking for the lead
         size_t need = 1;
-        if ((b & 0xe0) == 0xc0) need = 2;
-        else if ((b & 0xf0) == 0xe0) need = 3;
-        else if ((b & 0xf8) == 0xf0) need = 4;
+        if ((b & 0xe0) == 0xc0)
+            need = 2;
+        else if ((b & 0xf0) == 0xe0)
+            need = 3;
+        else if ((b & 0xf8) == 0xf0)
+            need = 4;
         if (need > back) {
             // A lead byte whose sequence is not finished yet, if what follows it is valid so far.
             // Try completions: the first missing byte may need to be >= 0x90 or 0xa0 after an

@@ -20,12 +20,12 @@ using nlohmann::ordered_json;
 // llama.cpp's llama_ftype numbers (general.file_type): the quantization mix a file was made with.
 const char* file_type_name(uint64_t id) {
     static const std::map<uint64_t, const char*> names = {
-        {0, "F32"},      {1, "F16"},       {2, "Q4_0"},      {3, "Q4_1"},     {7, "Q8_0"},     {8, "Q5_0"},
-        {9, "Q5_1"},     {10, "Q2_K"},     {11, "Q3_K_S"},   {12, "Q3_K_M"},  {13, "Q3_K_L"},  {14, "Q4_K_S"},
-        {15, "Q4_K_M"},  {16, "Q5_K_S"},   {17, "Q5_K_M"},   {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},
-        {21, "Q2_K_S"},  {22, "IQ3_XS"},   {23, "IQ3_XXS"},  {24, "IQ1_S"},   {25, "IQ4_NL"},  {26, "IQ3_S"},
-        {27, "IQ3_M"},   {28, "IQ2_S"},    {29, "IQ2_M"},    {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
-        {36, "TQ1_0"},   {37, "TQ2_0"},    {38, "MXFP4_MOE"},
+        {0, "F32"},     {1, "F16"},     {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},     {8, "Q5_0"},
+        {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"},    {12, "Q3_K_M"}, {13, "Q3_K_L"},  {14, "Q4_K_S"},
+        {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},    {18, "Q6_K"},   {19, "IQ2_XXS"}, {20, "IQ2_XS"},
+        {21, "Q2_K_S"}, {22, "IQ3_XS"}, {23, "IQ3_XXS"},   {24, "IQ1_S"},  {25, "IQ4_NL"},  {26, "IQ3_S"},
+        {27, "IQ3_M"},  {28, "IQ2_S"},  {29, "IQ2_M"},     {30, "IQ4_XS"}, {31, "IQ1_M"},   {32, "BF16"},
+        {36, "TQ1_0"},  {37, "TQ2_0"},  {38, "MXFP4_MOE"},
     };
     const auto it = names.find(id);
     return it == names.end() ? "unknown" : it->second;
@@ -104,19 +104,27 @@ Summary summarize(const gguf::File& f) {
 
 std::string human_bytes(uint64_t b) {
     char buf[32];
-    if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / (1ull << 30));
-    else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", double(b) / (1ull << 20));
-    else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.2f KiB", double(b) / 1024);
-    else std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+    if (b >= (1ull << 30))
+        std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / (1ull << 30));
+    else if (b >= (1ull << 20))
+        std::snprintf(buf, sizeof buf, "%.2f MiB", double(b) / (1ull << 20));
+    else if (b >= 1024)
+        std::snprintf(buf, sizeof buf, "%.2f KiB", double(b) / 1024);
+    else
+        std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
     return buf;
 }
 
 std::string human_count(uint64_t n) {
     char buf[32];
-    if (n >= 1000000000ull) std::snprintf(buf, sizeof buf, "%.2f B", double(n) / 1e9);
-    else if (n >= 1000000ull) std::snprintf(buf, sizeof buf, "%.2f M", double(n) / 1e6);
-    else if (n >= 1000ull) std::snprintf(buf, sizeof buf, "%.2f K", double(n) / 1e3);
-    else std::snprintf(buf, sizeof buf, "%" PRIu64, n);
+    if (n >= 1000000000ull)
+        std::snprintf(buf, sizeof buf, "%.2f B", double(n) / 1e9);
+    else if (n >= 1000000ull)
+        std::snprintf(buf, sizeof buf, "%.2f M", double(n) / 1e6);
+    else if (n >= 1000ull)
+        std::snprintf(buf, sizeof buf, "%.2f K", double(n) / 1e3);
+    else
+        std::snprintf(buf, sizeof buf, "%" PRIu64, n);
     return buf;
 }
 
@@ -157,7 +165,8 @@ void print_text(const gguf::File& f, const Summary& s, bool list_tensors) {
                 human_count(s.params).c_str(), s.params, human_bytes(s.bytes).c_str(),
                 bits_per_weight(s.bytes, s.params));
     if (s.n_expert > 0)
-        std::printf("experts:         %" PRIu64 " routed, %" PRIu64 " used per token; active parameters %s of %s "
+        std::printf("experts:         %" PRIu64 " routed, %" PRIu64
+                    " used per token; active parameters %s of %s "
                     "(routed experts %s)\n",
                     s.n_expert, s.n_expert_used, human_count(s.active_params()).c_str(),
                     human_count(s.params - s.mtp_params).c_str(), human_count(s.routed_params).c_str());
@@ -195,8 +204,10 @@ void print_text(const gguf::File& f, const Summary& s, bool list_tensors) {
         std::printf("tokenizer:       (none)\n");
     }
     const std::string tmpl = string_key(f, "tokenizer.chat_template");
-    if (tmpl.empty()) std::printf("chat template:   (none)\n");
-    else std::printf("chat template:   present (%zu bytes)\n", tmpl.size());
+    if (tmpl.empty())
+        std::printf("chat template:   (none)\n");
+    else
+        std::printf("chat template:   present (%zu bytes)\n", tmpl.size());
 
     std::printf("other metadata:\n");
     for (const gguf::KeyValue& kv : f.metadata()) {
@@ -262,10 +273,11 @@ ordered_json to_json(const gguf::File& f, const Summary& s) {
     if (s.mtp_params > 0) j["mtp_params"] = s.mtp_params;
     const std::string tmpl = string_key(f, "tokenizer.chat_template");
     j["chat_template"] = !tmpl.empty();
-    j["tokenizer"] = {{"model", string_key(f, "tokenizer.ggml.model")},
-                      {"pre", string_key(f, "tokenizer.ggml.pre")},
-                      {"n_tokens", f.find("tokenizer.ggml.tokens") ? f.find("tokenizer.ggml.tokens")->array_size() : 0},
-                      {"n_merges", f.find("tokenizer.ggml.merges") ? f.find("tokenizer.ggml.merges")->array_size() : 0}};
+    j["tokenizer"] = {
+        {"model", string_key(f, "tokenizer.ggml.model")},
+        {"pre", string_key(f, "tokenizer.ggml.pre")},
+        {"n_tokens", f.find("tokenizer.ggml.tokens") ? f.find("tokenizer.ggml.tokens")->array_size() : 0},
+        {"n_merges", f.find("tokenizer.ggml.merges") ? f.find("tokenizer.ggml.merges")->array_size() : 0}};
     ordered_json meta = ordered_json::object();
     for (const gguf::KeyValue& kv : f.metadata()) {
         ordered_json e = {{"type", std::string(gguf::value_type_name(kv.value.type()))}};
@@ -281,7 +293,8 @@ ordered_json to_json(const gguf::File& f, const Summary& s) {
     j["n_kv"] = f.metadata().size();
     j["metadata"] = std::move(meta);
     ordered_json types = ordered_json::object();
-    for (const auto& [type, t] : s.by_type) types[type] = {{"count", t.count}, {"params", t.params}, {"bytes", t.bytes}};
+    for (const auto& [type, t] : s.by_type)
+        types[type] = {{"count", t.count}, {"params", t.params}, {"bytes", t.bytes}};
     j["n_tensors"] = f.tensors().size();
     j["types"] = std::move(types);
     ordered_json tensors = ordered_json::array();
@@ -315,7 +328,8 @@ int run_inspect(const Params& params) {
     const Summary summary = summarize(file.value());
     if (params.json) {
         // Metadata strings come from the file and may not be UTF-8: replace bad bytes with U+FFFD.
-        const std::string text = to_json(file.value(), summary).dump(2, ' ', false, ordered_json::error_handler_t::replace);
+        const std::string text =
+            to_json(file.value(), summary).dump(2, ' ', false, ordered_json::error_handler_t::replace);
         std::printf("%s\n", text.c_str());
     } else {
         print_text(file.value(), summary, params.tensors);

@@ -22,16 +22,16 @@ TEST(Fp16, EveryHalfRoundTrips) {
 }
 
 TEST(Fp16, RoundsToNearestEven) {
-    EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(1.0f + 1.0f / 2048)), 1.0f);  // tie -> even (1.0)
+    EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(1.0f + 1.0f / 2048)), 1.0f);                // tie -> even (1.0)
     EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(1.0f + 3.0f / 2048)), 1.0f + 4.0f / 2048);  // tie -> even
     EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
     EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);  // overflows to inf
     EXPECT_EQ(fp32_to_fp16(-1e10f), 0xfc00);
-    EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -24)), 0x0001);       // smallest subnormal
-    EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);       // tie -> even (0)
+    EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+    EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
     EXPECT_EQ(fp32_to_fp16(std::ldexp(1.5f, -25)), 0x0001);
-    EXPECT_EQ(fp32_to_fp16(std::ldexp(1023.0f, -24)), 0x03ff);    // largest subnormal
-    EXPECT_EQ(fp32_to_fp16(std::ldexp(1023.5f, -24)), 0x0400);    // rounds up to smallest normal
+    EXPECT_EQ(fp32_to_fp16(std::ldexp(1023.0f, -24)), 0x03ff);  // largest subnormal
+    EXPECT_EQ(fp32_to_fp16(std::ldexp(1023.5f, -24)), 0x0400);  // rounds up to smallest normal
     EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
 }
 
