@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Copies the tiny golden models that the model tests use from ../shared/golden/models into
+tests/data/models/, with llama.cpp's logits and a plain-text summary of sequences.json and
+manifest.json (so the C++ tests need no JSON parser).
+
+    python3 scripts/copy_golden_models.py [GOLDEN_DIR]
+
+Output (tests/data/models/):
+    <file>.gguf                  the model
+    <file>/seq{0..3}.f32         llama.cpp's batched logits, [n_tokens][n_vocab] float32
+    <file>/seq2.decode.f32       the token-by-token run of sequence 2
+    <file>.txt                   one `key values...` line each: arch, n_vocab, max_mean_kld,
+                                 min_top1_agree, margin_nats, greedy_prompt, greedy_ids, greedy_gaps
+    sequences.txt                `seq <index> <ids...>` per sequence
+"""
+import json
+import os
+import shutil
+import sys
+
+FILES = ["llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16"]
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    golden = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "..", "shared", "golden", "models")
+    out = os.path.join(root, "tests", "data", "models")
+    os.makedirs(out, exist_ok=True)
+    manifest = json.load(open(os.path.join(golden, "manifest.json")))
+    sequences = json.load(open(os.path.join(golden, "sequences.json")))
+    with open(os.path.join(out, "sequences.txt"), "w") as f:
+        for s in sequences["sequences"]:
+            f.write("seq %d %s\n" % (s["index"], " ".join(str(i) for i in s["ids"])))
+    for name in FILES:
+        entry = manifest["files"][name]
+        shutil.copyfile(os.path.join(golden, entry["file"]), os.path.join(out, name + ".gguf"))
+        os.makedirs(os.path.join(out, name), exist_ok=True)
+        for path in entry["logits"] + [entry["decode_logits"]["file"]]:
+            shutil.copyfile(os.path.join(golden, path), os.path.join(out, name, os.path.basename(path)))
+        rec = entry["recommended"]
+        greedy = entry["greedy"]
+        with open(os.path.join(out, name + ".txt"), "w") as f:
+            f.write("arch %s\n" % entry["arch"])
+            f.write("n_vocab %d\n" % manifest["n_vocab"])
+            f.write("max_mean_kld %r\n" % rec["max_mean_kld"])
+            f.write("min_top1_agree %r\n" % rec["min_top1_agree"])
+            f.write("margin_nats %r\n" % rec["margin_nats"])
+            f.write("greedy_prompt %s\n" % " ".join(str(i) for i in greedy["prompt_ids"]))
+            f.write("greedy_ids %s\n" % " ".join(str(i) for i in greedy["generated_ids"]))
+            f.write("greedy_gaps %s\n" % " ".join(repr(g) for g in greedy["top1_minus_top2_logit"]))
+
+
+if __name__ == "__main__":
+    main()

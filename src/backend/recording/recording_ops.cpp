@@ -1,0 +1,87 @@
+#include "backend/recording/recording_ops.h"
+
+#include <algorithm>
+
+namespace ferry::backend::recording {
+
+Act RecordingOps::record(std::string op, const Tensor* w, std::initializer_list<Act> in,
+                         std::array<int64_t, kMaxDims> out) {
+    OpRecord r;
+    r.op = std::move(op);
+    if (w != nullptr) {
+        r.weight = w->name;
+        r.weight_type = w->type;
+    }
+    for (const Act& a : in) r.in.push_back(a.ne);
+    r.out = out;
+    Act a{out, next_id_++};
+    r.out_id = a.id;
+    r.out_bytes = uint64_t(a.n_elements()) * sizeof(float);
+    ops_.push_back(std::move(r));
+    return a;
+}
+
+Act RecordingOps::input(std::span<const float> data, std::array<int64_t, kMaxDims> ne) {
+    Act a = record("input", nullptr, {}, ne);
+    FERRY_CHECK(int64_t(data.size()) == a.n_elements());
+    return a;
+}
+
+void RecordingOps::read(const Act& a, std::span<float> out) {
+    FERRY_CHECK(int64_t(out.size()) == a.n_elements());
+    std::fill(out.begin(), out.end(), 0.0f);
+}
+
+Act RecordingOps::get_rows(const Tensor& table, std::span<const int32_t> ids) {
+    return record("get_rows", &table, {}, {table.ne[0], int64_t(ids.size()), 1, 1});
+}
+
+Act RecordingOps::matmul(const Tensor& w, const Act& x) {
+    FERRY_CHECK(x.ne[0] == w.ne[0]);
+    return record("matmul", &w, {x}, {w.ne[1], x.n_rows(), 1, 1});
+}
+
+Act RecordingOps::rms_norm(const Act& x, const Tensor* w, float) { return record("rms_norm", w, {x}, x.ne); }
+
+Act RecordingOps::rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p) {
+    FERRY_CHECK(int64_t(pos.size()) == x.ne[2] && p.n_rot <= x.ne[0]);
+    return record("rope", nullptr, {x}, x.ne);
+}
+
+Act RecordingOps::rows(const Act& x, int64_t first, int64_t count) {
+    FERRY_CHECK(first >= 0 && first + count <= x.n_rows());
+    return record("rows", nullptr, {x}, {x.ne[0], count, 1, 1});
+}
+
+KvHandle RecordingOps::new_kv_layer(const KvLayerSpec& spec) {
+    kv_.push_back(spec);
+    const uint64_t elem = type_info(spec.type).type_size;
+    kv_bytes_ += uint64_t(spec.n_ctx * spec.n_head_kv * (spec.head_dim_k + spec.head_dim_v)) * elem;
+    return KvHandle{int32_t(kv_.size() - 1)};
+}
+
+void RecordingOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) {
+    FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
+    FERRY_CHECK(pos0 >= 0 && pos0 + k.ne[2] <= kv_[size_t(kv.id)].n_ctx);
+    record("kv_write", nullptr, {k, v}, {0, 0, 0, 0});
+}
+
+Act RecordingOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+    FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
+    const KvLayerSpec& s = kv_[size_t(kv.id)];
+    FERRY_CHECK(int64_t(pos.size()) == q.ne[2] && p.n_kv <= s.n_ctx && q.ne[1] % s.n_head_kv == 0);
+    return record("attention", nullptr, {q}, {s.head_dim_v, q.ne[1], q.ne[2], 1});
+}
+
+std::vector<int32_t> RecordingOps::top_k(const Act& x, int64_t k) {
+    record("top_k", nullptr, {x}, {k, x.n_rows(), 1, 1});
+    return std::vector<int32_t>(static_cast<size_t>(k * x.n_rows()), 0);
+}
+
+uint64_t RecordingOps::activation_bytes() const {
+    uint64_t sum = 0;
+    for (const OpRecord& r : ops_) sum += r.out_bytes;
+    return sum;
+}
+
+}  // namespace ferry::backend::recording

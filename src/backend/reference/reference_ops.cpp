@@ -1,0 +1,371 @@
+#include "backend/reference/reference_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/fp16.h"
+#include "quant/formats.h"
+
+namespace ferry::backend::reference {
+namespace {
+
+bool same_shape(const Act& a, const Act& b) { return a.ne == b.ne; }
+
+const float* weight_f32(const Tensor& w, int64_t n) {
+    FERRY_CHECK(w.type == GgmlType::F32 && w.ne[0] == n && w.n_rows() == 1);
+    return static_cast<const float*>(w.data);
+}
+
+// All 65536 halves as floats (exact), so widening an F16 row is a lookup.
+const std::vector<float>& f16_table() {
+    static const std::vector<float> table = [] {
+        std::vector<float> t(65536);
+        for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(uint16_t(h));
+        return t;
+    }();
+    return table;
+}
+
+// Dot product of two float rows in double. Four partial sums (element i goes to sum i % 4), added in
+// order at the end: the products are exact in double, so the order only moves the last double bits,
+// and the independent sums keep the scalar loop from waiting on one add chain.
+float dot_f64(const float* a, const float* b, int64_t n) {
+    double s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int k = 0; k < 4; ++k) s[k] += double(a[i + k]) * double(b[i + k]);
+    }
+    for (; i < n; ++i) s[0] += double(a[i]) * double(b[i]);
+    return float((s[0] + s[1]) + (s[2] + s[3]));
+}
+
+float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
+
+float gelu_f(float x) {
+    constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+    constexpr float kCoefA = 0.044715f;
+    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+}
+
+}  // namespace
+
+void ReferenceOps::reset() { acts_.clear(); }
+
+Act ReferenceOps::alloc(std::array<int64_t, kMaxDims> ne) {
+    Act a{ne, int32_t(acts_.size())};
+    FERRY_CHECK(a.n_elements() >= 0);
+    acts_.emplace_back(size_t(a.n_elements()), 0.0f);
+    return a;
+}
+
+std::vector<float>& ReferenceOps::buf(const Act& a) {
+    FERRY_CHECK(a.id >= 0 && size_t(a.id) < acts_.size());
+    FERRY_CHECK(int64_t(acts_[size_t(a.id)].size()) == a.n_elements());
+    return acts_[size_t(a.id)];
+}
+
+const std::vector<float>& ReferenceOps::buf(const Act& a) const {
+    FERRY_CHECK(a.id >= 0 && size_t(a.id) < acts_.size());
+    FERRY_CHECK(int64_t(acts_[size_t(a.id)].size()) == a.n_elements());
+    return acts_[size_t(a.id)];
+}
+
+std::span<const float> ReferenceOps::data(const Act& a) const { return buf(a); }
+
+Act ReferenceOps::input(std::span<const float> data, std::array<int64_t, kMaxDims> ne) {
+    Act a = alloc(ne);
+    FERRY_CHECK(int64_t(data.size()) == a.n_elements());
+    std::copy(data.begin(), data.end(), buf(a).begin());
+    return a;
+}
+
+void ReferenceOps::read(const Act& a, std::span<float> out) {
+    const std::vector<float>& x = buf(a);
+    FERRY_CHECK(out.size() == x.size());
+    std::copy(x.begin(), x.end(), out.begin());
+}
+
+Act ReferenceOps::get_rows(const Tensor& table, std::span<const int32_t> ids) {
+    const quant::FormatTraits* f = quant::find_format(table.type);
+    FERRY_CHECK(f != nullptr && table.ne[2] == 1 && table.ne[3] == 1);
+    const int64_t n = table.ne[0];
+    Act out = alloc({n, int64_t(ids.size()), 1, 1});
+    std::vector<float>& y = buf(out);
+    for (size_t i = 0; i < ids.size(); ++i) {
+        FERRY_CHECK(ids[i] >= 0 && ids[i] < table.ne[1]);
+        const auto* row = static_cast<const uint8_t*>(table.data) + uint64_t(ids[i]) * table.nb[1];
+        f->dequantize_row(row, y.data() + int64_t(i) * n, n);
+    }
+    return out;
+}
+
+Act ReferenceOps::matmul(const Tensor& w, const Act& x) {
+    const quant::FormatTraits* wf = quant::find_format(w.type);
+    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
+    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
+    const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
+    FERRY_CHECK(x.ne[0] == n_in && n_in % wf->block_size == 0);
+    Act out = alloc({n_out, n_tok, 1, 1});
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    const auto* w_bytes = static_cast<const uint8_t*>(w.data);
+
+    if (wf->block_size == 1) {
+        // F32 / F16 / BF16: ggml rounds the activations to the weight's type; the products of two
+        // floats are exact in double and summed there. Each weight row is widened once and reused for
+        // every token.
+        std::vector<float> xr(xs);
+        if (w.type == GgmlType::F16)
+            for (float& v : xr) v = fp16_to_fp32(fp32_to_fp16(v));
+        if (w.type == GgmlType::BF16)
+            for (float& v : xr) v = bf16_to_fp32(fp32_to_bf16(v));
+        std::vector<float> wr(static_cast<size_t>(n_in));
+        for (int64_t o = 0; o < n_out; ++o) {
+            const uint8_t* row = w_bytes + uint64_t(o) * w.nb[1];
+            if (w.type == GgmlType::F16) {
+                for (int64_t i = 0; i < n_in; ++i)
+                    wr[size_t(i)] = f16_table()[reinterpret_cast<const uint16_t*>(row)[i]];
+            } else {
+                wf->dequantize_row(row, wr.data(), n_in);
+            }
+            for (int64_t t = 0; t < n_tok; ++t)
+                y[size_t(t * n_out + o)] = dot_f64(wr.data(), xr.data() + t * n_in, n_in);
+        }
+        return out;
+    }
+
+    // Block formats: each activation row quantized to the paired format, then the format's vec_dot.
+    const quant::FormatTraits* af = quant::find_format(wf->vec_dot_type);
+    FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
+    const int64_t act_row_bytes = n_in / af->block_size * af->type_size;
+    std::vector<uint8_t> qx(static_cast<size_t>(act_row_bytes * n_tok));
+    for (int64_t t = 0; t < n_tok; ++t) af->quantize_row(xs.data() + t * n_in, qx.data() + t * act_row_bytes, n_in);
+    for (int64_t t = 0; t < n_tok; ++t) {
+        for (int64_t o = 0; o < n_out; ++o) {
+            y[size_t(t * n_out + o)] =
+                wf->vec_dot(n_in, w_bytes + uint64_t(o) * w.nb[1], qx.data() + t * act_row_bytes);
+        }
+    }
+    return out;
+}
+
+Act ReferenceOps::rms_norm(const Act& x, const Tensor* w, float eps) {
+    const int64_t n = x.ne[0];
+    const float* wd = w ? weight_f32(*w, n) : nullptr;
+    Act out = alloc(x.ne);
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    for (int64_t r = 0; r < x.n_rows(); ++r) {
+        const float* xr = xs.data() + r * n;
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += double(xr[i]) * double(xr[i]);
+        const float mean = float(sum / double(n));
+        const float s = 1.0f / std::sqrt(mean + eps);
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = xr[i] * s;
+            y[size_t(r * n + i)] = wd ? v * wd[i] : v;
+        }
+    }
+    return out;
+}
+
+Act ReferenceOps::rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p) {
+    const int64_t head_dim = x.ne[0], n_head = x.ne[1], n_tok = x.ne[2];
+    FERRY_CHECK(x.ne[3] == 1 && int64_t(pos.size()) == n_tok);
+    FERRY_CHECK(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim);
+    const float* ff = p.freq_factors ? weight_f32(*p.freq_factors, p.n_rot / 2) : nullptr;
+    const float theta_scale = std::pow(p.freq_base, -2.0f / float(p.n_rot));
+    const int64_t n_pairs = p.n_rot / 2;
+
+    Act out = alloc(x.ne);
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    std::copy(xs.begin(), xs.end(), y.begin());  // dims >= n_rot pass through
+    std::vector<float> cos_t(static_cast<size_t>(n_pairs));
+    std::vector<float> sin_t(static_cast<size_t>(n_pairs));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        float theta = float(pos[size_t(t)]);
+        for (int64_t i = 0; i < n_pairs; ++i) {
+            const float th = p.freq_scale * (ff ? theta / ff[i] : theta);
+            cos_t[size_t(i)] = std::cos(th);
+            sin_t[size_t(i)] = std::sin(th);
+            theta *= theta_scale;
+        }
+        for (int64_t h = 0; h < n_head; ++h) {
+            const float* xh = xs.data() + (t * n_head + h) * head_dim;
+            float* yh = y.data() + (t * n_head + h) * head_dim;
+            for (int64_t i = 0; i < n_pairs; ++i) {
+                const int64_t i0 = p.mode == RopeMode::Normal ? 2 * i : i;
+                const int64_t i1 = p.mode == RopeMode::Normal ? 2 * i + 1 : i + n_pairs;
+                const float c = cos_t[size_t(i)], s = sin_t[size_t(i)];
+                yh[i0] = xh[i0] * c - xh[i1] * s;
+                yh[i1] = xh[i0] * s + xh[i1] * c;
+            }
+        }
+    }
+    return out;
+}
+
+Act ReferenceOps::unary(const Act& a, float (*f)(float)) {
+    Act out = alloc(a.ne);
+    const std::vector<float>& x = buf(a);
+    std::vector<float>& y = buf(out);
+    for (size_t i = 0; i < x.size(); ++i) y[i] = f(x[i]);
+    return out;
+}
+
+Act ReferenceOps::binary(const Act& a, const Act& b, float (*f)(float, float)) {
+    FERRY_CHECK(same_shape(a, b));
+    Act out = alloc(a.ne);
+    const std::vector<float>& x = buf(a);
+    const std::vector<float>& z = buf(b);
+    std::vector<float>& y = buf(out);
+    for (size_t i = 0; i < x.size(); ++i) y[i] = f(x[i], z[i]);
+    return out;
+}
+
+Act ReferenceOps::add(const Act& a, const Act& b) {
+    return binary(a, b, [](float x, float y) { return x + y; });
+}
+Act ReferenceOps::mul(const Act& a, const Act& b) {
+    return binary(a, b, [](float x, float y) { return x * y; });
+}
+Act ReferenceOps::silu(const Act& a) { return unary(a, silu_f); }
+Act ReferenceOps::gelu(const Act& a) { return unary(a, gelu_f); }
+Act ReferenceOps::swiglu(const Act& gate, const Act& up) {
+    return binary(gate, up, [](float g, float u) { return silu_f(g) * u; });
+}
+Act ReferenceOps::geglu(const Act& gate, const Act& up) {
+    return binary(gate, up, [](float g, float u) { return gelu_f(g) * u; });
+}
+
+Act ReferenceOps::scale(const Act& a, float s) {
+    Act out = alloc(a.ne);
+    const std::vector<float>& x = buf(a);
+    std::vector<float>& y = buf(out);
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * s;
+    return out;
+}
+
+Act ReferenceOps::softmax(const Act& x, float scale) {
+    const int64_t n = x.ne[0];
+    Act out = alloc(x.ne);
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    for (int64_t r = 0; r < x.n_rows(); ++r) {
+        const float* xr = xs.data() + r * n;
+        float* yr = y.data() + r * n;
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; ++i) mx = std::max(mx, scale * xr[i]);
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            yr[i] = std::exp(scale * xr[i] - mx);
+            sum += yr[i];
+        }
+        for (int64_t i = 0; i < n; ++i) yr[i] = float(yr[i] / sum);
+    }
+    return out;
+}
+
+Act ReferenceOps::rows(const Act& x, int64_t first, int64_t count) {
+    const int64_t n = x.ne[0];
+    FERRY_CHECK(first >= 0 && count >= 0 && first + count <= x.n_rows());
+    Act out = alloc({n, count, 1, 1});
+    const std::vector<float>& xs = buf(x);
+    std::copy(xs.begin() + first * n, xs.begin() + (first + count) * n, buf(out).begin());
+    return out;
+}
+
+KvHandle ReferenceOps::new_kv_layer(const KvLayerSpec& spec) {
+    FERRY_CHECK(spec.type == GgmlType::F32 || spec.type == GgmlType::F16);
+    FERRY_CHECK(spec.n_ctx > 0 && spec.n_head_kv > 0 && spec.head_dim_k > 0 && spec.head_dim_v > 0);
+    KvLayer layer{spec, {}, {}};
+    layer.k.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_k), 0.0f);
+    layer.v.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_v), 0.0f);
+    kv_.push_back(std::move(layer));
+    return KvHandle{int32_t(kv_.size() - 1)};
+}
+
+void ReferenceOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) {
+    FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
+    KvLayer& layer = kv_[size_t(kv.id)];
+    const KvLayerSpec& s = layer.spec;
+    const int64_t n_tok = k.ne[2];
+    FERRY_CHECK(k.ne[0] == s.head_dim_k && k.ne[1] == s.n_head_kv && k.ne[3] == 1);
+    FERRY_CHECK(v.ne[0] == s.head_dim_v && v.ne[1] == s.n_head_kv && v.ne[2] == n_tok && v.ne[3] == 1);
+    FERRY_CHECK(pos0 >= 0 && pos0 + n_tok <= s.n_ctx);
+    auto store = [&](float x) { return s.type == GgmlType::F16 ? fp16_to_fp32(fp32_to_fp16(x)) : x; };
+    const std::vector<float>& ks = buf(k);
+    const std::vector<float>& vs = buf(v);
+    const int64_t k_cell = s.n_head_kv * s.head_dim_k, v_cell = s.n_head_kv * s.head_dim_v;
+    for (int64_t i = 0; i < n_tok * k_cell; ++i) layer.k[size_t(pos0 * k_cell + i)] = store(ks[size_t(i)]);
+    for (int64_t i = 0; i < n_tok * v_cell; ++i) layer.v[size_t(pos0 * v_cell + i)] = store(vs[size_t(i)]);
+}
+
+Act ReferenceOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+    FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
+    const KvLayer& layer = kv_[size_t(kv.id)];
+    const KvLayerSpec& s = layer.spec;
+    const int64_t dk = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], dv = s.head_dim_v;
+    FERRY_CHECK(dk == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == n_tok);
+    FERRY_CHECK(n_head % s.n_head_kv == 0 && p.n_kv >= 0 && p.n_kv <= s.n_ctx);
+    const int64_t group = n_head / s.n_head_kv;
+
+    Act out = alloc({dv, n_head, n_tok, 1});
+    const std::vector<float>& qs = buf(q);
+    std::vector<float>& y = buf(out);
+    std::vector<float> score(static_cast<size_t>(p.n_kv));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        const int64_t qp = pos[size_t(t)];
+        for (int64_t h = 0; h < n_head; ++h) {
+            const int64_t hk = h / group;
+            const float* qh = qs.data() + (t * n_head + h) * dk;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < p.n_kv; ++j) {
+                const bool visible = j <= qp && (p.n_swa == 0 || qp - j < p.n_swa);
+                if (!visible) {
+                    score[size_t(j)] = -INFINITY;
+                    continue;
+                }
+                const float* kj = layer.k.data() + (j * s.n_head_kv + hk) * dk;
+                float d = 0.0f;
+                for (int64_t i = 0; i < dk; ++i) d += qh[i] * kj[i];
+                score[size_t(j)] = d * p.kq_scale;
+                mx = std::max(mx, score[size_t(j)]);
+            }
+            float* yh = y.data() + (t * n_head + h) * dv;
+            if (mx == -INFINITY) continue;  // no visible key: output zeros
+            double sum = 0;
+            for (int64_t j = 0; j < p.n_kv; ++j) {
+                score[size_t(j)] = score[size_t(j)] == -INFINITY ? 0.0f : std::exp(score[size_t(j)] - mx);
+                sum += score[size_t(j)];
+            }
+            for (int64_t j = 0; j < p.n_kv; ++j) {
+                if (score[size_t(j)] == 0.0f) continue;
+                const float w = float(score[size_t(j)] / sum);
+                const float* vj = layer.v.data() + (j * s.n_head_kv + hk) * dv;
+                for (int64_t i = 0; i < dv; ++i) yh[i] += w * vj[i];
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<int32_t> ReferenceOps::top_k(const Act& x, int64_t k) {
+    const int64_t n = x.ne[0];
+    FERRY_CHECK(k > 0 && k <= n);
+    const std::vector<float>& xs = buf(x);
+    std::vector<int32_t> out;
+    out.reserve(size_t(k * x.n_rows()));
+    std::vector<int32_t> idx(static_cast<size_t>(n));
+    for (int64_t r = 0; r < x.n_rows(); ++r) {
+        const float* xr = xs.data() + r * n;
+        std::iota(idx.begin(), idx.end(), 0);
+        std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return xr[a] > xr[b]; });
+        out.insert(out.end(), idx.begin(), idx.begin() + k);
+    }
+    return out;
+}
+
+}  // namespace ferry::backend::reference

@@ -1,0 +1,67 @@
+#include "model/blocks.h"
+
+namespace ferry::model {
+
+using backend::Act;
+using backend::Ops;
+
+Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const int32_t> pos, backend::KvHandle kv,
+              int il) {
+    const AttentionWeights& w = *p.w;
+    const int64_t n_tok = x.ne[1];
+    FERRY_CHECK(int64_t(pos.size()) == n_tok && n_tok > 0);
+    const int64_t pos0 = pos[0];
+    for (int64_t t = 0; t < n_tok; ++t) FERRY_CHECK(pos[size_t(t)] == pos0 + t);  // cell = position
+
+    Act q = ops.matmul(w.wq, x);
+    ops.name(q, "Qcur", il);
+    Act k = ops.matmul(w.wk, x);
+    ops.name(k, "Kcur", il);
+    Act v = ops.matmul(w.wv, x);
+    ops.name(v, "Vcur", il);
+
+    q = backend::reshape(q, {p.head_dim, p.n_head, n_tok, 1});
+    k = backend::reshape(k, {p.head_dim, p.n_head_kv, n_tok, 1});
+    v = backend::reshape(v, {p.head_dim_v, p.n_head_kv, n_tok, 1});
+    if (w.q_norm) {
+        q = ops.rms_norm(q, &*w.q_norm, p.norm_eps);
+        ops.name(q, "Qcur_normed", il);
+    }
+    if (w.k_norm) {
+        k = ops.rms_norm(k, &*w.k_norm, p.norm_eps);
+        ops.name(k, "Kcur_normed", il);
+    }
+    q = ops.rope(q, pos, p.rope);
+    k = ops.rope(k, pos, p.rope);
+
+    ops.kv_write(kv, k, v, pos0);
+    const backend::AttnParams ap{.kq_scale = p.kq_scale, .n_kv = pos0 + n_tok, .n_swa = p.n_swa};
+    Act o = ops.attention(q, kv, pos, ap);
+    o = backend::reshape(o, {p.head_dim_v * p.n_head, n_tok, 1, 1});
+    ops.name(o, "kqv_out", il);
+    o = ops.matmul(w.wo, o);
+    ops.name(o, "attn_out", il);
+    return o;
+}
+
+Act ffn_glu(Ops& ops, const Act& x, const FfnGluParams& p, int il) {
+    Act gate = ops.matmul(*p.gate, x);
+    ops.name(gate, "ffn_gate", il);
+    Act up = ops.matmul(*p.up, x);
+    ops.name(up, "ffn_up", il);
+    Act h = p.act == GluActivation::Silu ? ops.swiglu(gate, up) : ops.geglu(gate, up);
+    Act out = ops.matmul(*p.down, h);
+    ops.name(out, "ffn_out", il);
+    return out;
+}
+
+Act output_head(Ops& ops, const Act& x, const Tensor& output_norm, float eps, const Tensor& output, bool all_logits) {
+    Act cur = all_logits ? x : ops.rows(x, x.n_rows() - 1, 1);
+    cur = ops.rms_norm(cur, &output_norm, eps);
+    ops.name(cur, "result_norm");
+    cur = ops.matmul(output, cur);
+    ops.name(cur, "result_output");
+    return cur;
+}
+
+}  // namespace ferry::model

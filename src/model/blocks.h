@@ -1,0 +1,57 @@
+// Blocks shared by the architectures. Each takes a param struct that says everything about the
+// variant (which norms, which RoPE, which activation); no block knows which architecture calls it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "backend/ops.h"
+
+namespace ferry::model {
+
+struct AttentionWeights {
+    Tensor wq;                     // attn_q      {n_embd, n_head * head_dim}
+    Tensor wk;                     // attn_k      {n_embd, n_head_kv * head_dim}
+    Tensor wv;                     // attn_v      {n_embd, n_head_kv * head_dim_v}
+    Tensor wo;                     // attn_output {n_head * head_dim_v, n_embd}
+    std::optional<Tensor> q_norm;  // attn_q_norm {head_dim}: RMSNorm of each query head before RoPE
+    std::optional<Tensor> k_norm;  // attn_k_norm {head_dim}
+};
+
+struct AttentionParams {
+    const AttentionWeights* w = nullptr;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t head_dim = 0;
+    int64_t head_dim_v = 0;
+    float norm_eps = 0.0f;  // for q_norm / k_norm
+    backend::RopeParams rope;
+    float kq_scale = 1.0f;
+    int64_t n_swa = 0;  // sliding window (0 = full causal attention)
+};
+
+// Self-attention of x {n_embd, T} at positions pos0.. : projections, optional q/k norms, RoPE, writes
+// K and V into kv cells [pos0, pos0 + T), attends over cells [0, pos0 + T), output projection.
+// -> {n_embd, T}. Names Qcur, Kcur, Vcur, kqv_out (before attn_output) and attn_out.
+backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, std::span<const int32_t> pos,
+                       backend::KvHandle kv, int il);
+
+enum class GluActivation { Silu, GeluTanh };
+
+struct FfnGluParams {
+    const Tensor* gate = nullptr;  // ffn_gate {n_embd, n_ff}
+    const Tensor* up = nullptr;    // ffn_up   {n_embd, n_ff}
+    const Tensor* down = nullptr;  // ffn_down {n_ff, n_embd}
+    GluActivation act = GluActivation::Silu;
+};
+
+// down(act(gate x) * up x): x {n_embd, T} -> {n_embd, T}. Names ffn_gate, ffn_up, ffn_out.
+backend::Act ffn_glu(backend::Ops& ops, const backend::Act& x, const FfnGluParams& p, int il);
+
+// Final norm and LM head: keeps the last row only unless all_logits, then RMSNorm with output_norm and
+// the output matrix -> logits {n_vocab, n_out}. Names result_norm, result_output.
+backend::Act output_head(backend::Ops& ops, const backend::Act& x, const Tensor& output_norm, float eps,
+                         const Tensor& output, bool all_logits);
+
+}  // namespace ferry::model

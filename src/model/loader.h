@@ -1,0 +1,84 @@
+// Reading a model's hyperparameters and weights out of a GGUF file, with errors that name the key or
+// tensor that is wrong.
+//
+// Keys are written `<arch>.<suffix>` in GGUF (`llama.block_count`); HparamReader takes the suffix.
+// Tensors are checked against the shape the hyperparameters imply, in ggml order ({n_in, n_out} for a
+// matrix), and against the types ferry can compute with.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "backend/ops.h"
+#include "core/result.h"
+#include "gguf/reader.h"
+
+namespace ferry::model {
+
+class HparamReader {
+public:
+    HparamReader(const gguf::File& file, std::string arch) : file_(file), arch_(std::move(arch)) {}
+
+    const std::string& arch() const { return arch_; }
+    std::string key(std::string_view suffix) const { return arch_ + "." + std::string(suffix); }
+
+    Result<uint32_t> u32(std::string_view suffix) const;
+    Result<uint32_t> u32_or(std::string_view suffix, uint32_t fallback) const;
+    Result<float> f32(std::string_view suffix) const;
+    Result<float> f32_or(std::string_view suffix, float fallback) const;
+    Result<std::string> str_or(std::string_view suffix, std::string fallback) const;
+
+private:
+    const gguf::File& file_;
+    std::string arch_;
+};
+
+// Error for a key whose value contradicts another ("llama.attention.head_count_kv = 3 does not divide ...").
+Error bad_key(const std::string& key, const std::string& why);
+
+enum class WeightKind {
+    Matrix,  // a matmul / get_rows operand: any type with a block format and a dot product
+    Norm,    // a vector multiplied element-wise: F32
+};
+
+class TensorTable {
+public:
+    explicit TensorTable(const gguf::File& file) : file_(file) {}
+
+    // The tensor `name` with exactly this shape (ggml order; trailing dims 1).
+    Result<Tensor> get(const std::string& name, std::initializer_list<int64_t> ne, WeightKind kind) const;
+    // nullopt if absent; an error if present with the wrong shape or type.
+    Result<std::optional<Tensor>> get_optional(const std::string& name, std::initializer_list<int64_t> ne,
+                                               WeightKind kind) const;
+
+private:
+    const gguf::File& file_;
+};
+
+// "blk.<il>.<suffix>"
+std::string layer_name(int il, std::string_view suffix);
+
+// Hyperparameters shared by the dense decoder-only transformers (llama, qwen3, gemma3).
+struct DenseHparams {
+    int64_t n_vocab = 0;              // rows of token_embd
+    int64_t n_embd = 0;               // embedding_length
+    int64_t n_layer = 0;              // block_count
+    int64_t n_ctx_train = 0;          // context_length
+    int64_t n_head = 0;               // attention.head_count
+    int64_t n_head_kv = 0;            // attention.head_count_kv (default n_head)
+    int64_t head_dim = 0;             // attention.key_length (default n_embd / n_head)
+    int64_t head_dim_v = 0;           // attention.value_length (default head_dim)
+    int64_t n_ff = 0;                 // feed_forward_length
+    float rms_eps = 0.0f;             // attention.layer_norm_rms_epsilon
+    float rope_freq_base = 10000.0f;  // rope.freq_base
+    float rope_freq_scale = 1.0f;     // 1 / rope.scaling.factor for rope.scaling.type "linear"
+    int64_t n_rot = 0;                // rope.dimension_count (default head_dim)
+};
+
+// Reads DenseHparams and checks them against each other and against token_embd.weight.
+Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file);
+
+}  // namespace ferry::model

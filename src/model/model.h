@@ -1,0 +1,60 @@
+// A loaded model: typed hyperparameters, the weight table (views into the GGUF file), and a forward
+// pass over backend::Ops.
+//
+// Each architecture lives in its own file (llama.cpp, qwen3.cpp, gemma3.cpp) and is written once, as
+// plain code against Ops; `load` picks it from `general.architecture`. The forward of one micro-batch
+// writes the batch's K and V into the KV layers the runtime allocated (one per layer, from
+// `kv_layers`) and returns the logits.
+//
+// Lifetime: a Model holds views into the gguf::File it was loaded from; the File must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/result.h"
+#include "gguf/reader.h"
+
+namespace ferry::model {
+
+struct ModelInfo {
+    std::string arch;  // general.architecture
+    int64_t n_vocab = 0;
+    int64_t n_embd = 0;
+    int64_t n_layer = 0;
+    int64_t n_ctx_train = 0;
+};
+
+// One micro-batch of a single sequence.
+struct Batch {
+    std::span<const int32_t> tokens;  // PRECONDITION: each in [0, n_vocab)
+    int64_t pos0 = 0;                 // token i is at position pos0 + i; cells [pos0, pos0 + n) are written
+    bool all_logits = false;          // false: logits of the last token only
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+
+    const ModelInfo& info() const { return info_; }
+
+    // The KV layers this model needs for a context of n_ctx positions, one per layer.
+    virtual std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type) const = 0;
+
+    // Runs one micro-batch. kv has one handle per layer, created from kv_layers(). Returns logits
+    // {n_vocab, n_out}, n_out = tokens.size() or 1. PRECONDITION: pos0 + tokens.size() <= the KV n_ctx.
+    virtual backend::Act forward(backend::Ops& ops, const Batch& batch,
+                                 std::span<const backend::KvHandle> kv) const = 0;
+
+protected:
+    ModelInfo info_;
+};
+
+// Loads the architecture named by general.architecture: llama, qwen3, gemma3.
+Result<std::unique_ptr<Model>> load(const gguf::File& file);
+
+}  // namespace ferry::model

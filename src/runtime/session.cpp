@@ -1,0 +1,61 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <string>
+
+namespace ferry::runtime {
+
+Result<Session> Session::create(const model::Model& model, backend::Ops& ops, const SessionParams& params) {
+    SessionParams p = params;
+    if (p.n_ctx < 0) return make_error("context size " + std::to_string(p.n_ctx) + " is negative");
+    if (p.n_ctx == 0) p.n_ctx = model.info().n_ctx_train;
+    if (p.n_ctx <= 0) return make_error("context size: the model gives no context_length; set one");
+    if (p.n_ctx > INT32_MAX) return make_error("context size " + std::to_string(p.n_ctx) + " is too large");
+    if (p.n_ubatch <= 0) return make_error("micro-batch size " + std::to_string(p.n_ubatch) + " must be positive");
+    if (p.kv_type != GgmlType::F16 && p.kv_type != GgmlType::F32)
+        return make_error("KV cache type " + std::string(type_name(p.kv_type)) + " is not supported yet (f16, f32)");
+    Session s(model, ops, p);
+    for (const backend::KvLayerSpec& spec : model.kv_layers(p.n_ctx, p.kv_type))
+        s.kv_.push_back(ops.new_kv_layer(spec));
+    return s;
+}
+
+Result<std::vector<float>> Session::prefill(std::span<const int32_t> tokens, Logits which) {
+    const int64_t n = int64_t(tokens.size());
+    const int64_t n_vocab = model_->info().n_vocab;
+    if (n == 0) return make_error("prefill: no tokens");
+    if (n > params_.n_ctx - n_past_)
+        return make_error("context full: " + std::to_string(n_past_) + " tokens in a context of " +
+                          std::to_string(params_.n_ctx) + ", cannot add " + std::to_string(n));
+    for (int64_t i = 0; i < n; ++i) {
+        if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= n_vocab)
+            return make_error("token " + std::to_string(tokens[size_t(i)]) + " at index " + std::to_string(i) +
+                              " is outside the vocabulary of " + std::to_string(n_vocab));
+    }
+
+    std::vector<float> logits(size_t(which == Logits::All ? n * n_vocab : n_vocab));
+    for (int64_t first = 0; first < n; first += params_.n_ubatch) {
+        const int64_t count = std::min(params_.n_ubatch, n - first);
+        const bool last_ubatch = first + count == n;
+        ops_->reset();
+        const model::Batch batch{.tokens = tokens.subspan(size_t(first), size_t(count)),
+                                 .pos0 = n_past_,
+                                 .all_logits = which == Logits::All};
+        const backend::Act out = model_->forward(*ops_, batch, kv_);
+        n_past_ += count;
+        if (which == Logits::All) {
+            ops_->read(out, std::span<float>(logits).subspan(size_t(first * n_vocab), size_t(count * n_vocab)));
+        } else if (last_ubatch) {
+            ops_->read(out, logits);
+        }
+    }
+    ops_->reset();
+    return logits;
+}
+
+Result<std::vector<float>> Session::decode(int32_t token) {
+    const int32_t one[1] = {token};
+    return prefill(one, Logits::Last);
+}
+
+}  // namespace ferry::runtime
