@@ -3,31 +3,10 @@
 
 #include "cli/options.h"
 #include "core/log.h"
-#include "tools/tools.h"
 
-namespace {
-
-using ferry::cli::Positional;
-using ferry::cli::Subcommand;
-namespace cmd = ferry::cli::cmd;
-
-// Every subcommand, in the order `ferry --help` lists them. Its options are the table entries
-// whose `commands` include its bit (src/cli/options.cpp).
-constexpr Subcommand kSubcommands[] = {
-    {
-        .name = "inspect",
-        .id = cmd::inspect,
-        .summary = "print a GGUF file's metadata, tensors and sizes",
-        .usage_tail = "[FILE.gguf]",
-        .positional = Positional::Model,
-        .run = ferry::tools::run_inspect,
-    },
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
-    const ferry::cli::CommandLine cl{.commands = kSubcommands};
+    const ferry::cli::CommandLine cl{.commands = ferry::cli::subcommands()};
     ferry::cli::ParseOutcome parsed = ferry::cli::parse_args(argc, argv, cl);
     switch (parsed.kind) {
         case ferry::cli::ParseOutcome::Kind::Print: std::fputs(parsed.text.c_str(), stdout); return parsed.exit_code();

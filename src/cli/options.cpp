@@ -25,7 +25,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "path of the GGUF model file",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
@@ -37,7 +37,7 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -55,6 +55,167 @@ std::span<const Option> options() {
             .env = "FERRY_ARG_JSON",
             .commands = cmd::inspect,
             .set_switch = [](Params& p, bool on) { p.json = on; },
+        },
+        {
+            .group = "input",
+            .names = {"-p", "--prompt"},
+            .hint = "TEXT",
+            .help = "text to tokenize",
+            .env = "FERRY_ARG_PROMPT",
+            .commands = cmd::tokenize,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.prompt = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "input",
+            .names = {"-f", "--file"},
+            .hint = "FNAME",
+            .help = "read the text from a file",
+            .env = "FERRY_ARG_FILE",
+            .commands = cmd::tokenize,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.prompt_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "input",
+            .names = {"--no-bos"},
+            .help = "do not add BOS/EOS tokens even if the vocabulary asks for them",
+            .env = "FERRY_ARG_NO_BOS",
+            .commands = cmd::tokenize,
+            .set_switch = [](Params& p, bool on) { p.no_bos = on; },
+        },
+        {
+            .group = "input",
+            .names = {"--parse-special"},
+            .help = "turn control-token text such as <|im_start|> into the control token",
+            .env = "FERRY_ARG_PARSE_SPECIAL",
+            .commands = cmd::tokenize,
+            .set_switch = [](Params& p, bool on) { p.parse_special = on; },
+        },
+        {
+            .group = "output",
+            .names = {"--ids"},
+            .help = "print only the token ids, as a list",
+            .env = "FERRY_ARG_IDS",
+            .commands = cmd::tokenize,
+            .set_switch = [](Params& p, bool on) { p.ids = on; },
+        },
+        {
+            .group = "output",
+            .names = {"--pieces"},
+            .help = "print each token id with its text, one per line",
+            .env = "FERRY_ARG_PIECES",
+            .commands = cmd::tokenize,
+            .set_switch = [](Params& p, bool on) { p.pieces = on; },
+        },
+        {
+            .group = "output",
+            .names = {"--show-count"},
+            .help = "print the number of tokens",
+            .env = "FERRY_ARG_SHOW_COUNT",
+            .commands = cmd::tokenize,
+            .set_switch = [](Params& p, bool on) { p.show_count = on; },
+        },
+        {
+            .group = "template",
+            .names = {"--chat-template"},
+            .hint = "JINJA",
+            .help = "chat template source, overriding the model's tokenizer.chat_template",
+            .env = "FERRY_ARG_CHAT_TEMPLATE",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.chat_template = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--chat-template-file"},
+            .hint = "FNAME",
+            .help = "read the chat template from a file, overriding the model's",
+            .env = "FERRY_ARG_CHAT_TEMPLATE_FILE",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.chat_template_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--messages"},
+            .hint = "FNAME",
+            .help = "JSON file holding the messages array (OpenAI chat format)",
+            .env = "FERRY_ARG_MESSAGES",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.messages_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--tools"},
+            .hint = "FNAME",
+            .help = "JSON file holding the tools array",
+            .env = "FERRY_ARG_TOOLS",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.tools_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--add-generation-prompt"},
+            .help = "end the prompt with the opening of the assistant's turn",
+            .env = "FERRY_ARG_ADD_GENERATION_PROMPT",
+            .commands = cmd::chat_template,
+            .set_switch = [](Params& p, bool on) { p.add_generation_prompt = on; },
+        },
+        {
+            .group = "template",
+            .names = {"--chat-template-kwargs"},
+            .hint = "JSON",
+            .help = "extra template variables as a JSON object, e.g. '{\"enable_thinking\":false}'",
+            .env = "FERRY_ARG_CHAT_TEMPLATE_KWARGS",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.chat_template_kwargs = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--special-tokens"},
+            .hint = "JSON",
+            .help = "special-token strings as JSON, e.g. '{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}'; "
+                    "without -m these are the only ones the template sees",
+            .env = "FERRY_ARG_SPECIAL_TOKENS",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.special_tokens = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "template",
+            .names = {"--template-now"},
+            .hint = "TIME",
+            .help = "local time that strftime_now() returns, \"YYYY-MM-DD[ HH:MM[:SS]]\" (reproducible prompts)",
+            .env = "FERRY_ARG_TEMPLATE_NOW",
+            .commands = cmd::chat_template,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.template_now = std::string(v);
+                return {};
+            },
         },
         {
             .group = "logging",

@@ -38,7 +38,8 @@ using tools::Params;
 using CommandSet = uint32_t;
 namespace cmd {
 inline constexpr CommandSet inspect = 1u << 0;
-// Next: run = 1u << 1, bench = 1u << 2, serve = 1u << 3, ...
+inline constexpr CommandSet tokenize = 1u << 1;
+inline constexpr CommandSet chat_template = 1u << 2;  // `ferry template`
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 
@@ -82,6 +83,9 @@ struct Option {
 
 // The option table of ferry.
 std::span<const Option> options();
+
+// The subcommands of ferry (commands.cpp).
+std::span<const Subcommand> subcommands();
 
 // Checks a table against the rules above: unique names and variables, names that start with '-',
 // a value hint exactly for value options, commands that exist, one action per option.

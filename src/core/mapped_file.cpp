@@ -76,6 +76,11 @@ FileData FileData::from_bytes(const void* data, uint64_t size) {
     return f;
 }
 
+Result<std::string> read_text_file(const std::string& path) {
+    FERRY_ASSIGN(FileData data, FileData::open(path, FileData::Mode::Read));
+    return std::string(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
 FileData::FileData(FileData&& o) noexcept { *this = std::move(o); }
 
 FileData& FileData::operator=(FileData&& o) noexcept {

@@ -43,4 +43,7 @@ private:
     std::string path_;
 };
 
+// The whole content of a (small) file: prompts, templates, JSON inputs.
+Result<std::string> read_text_file(const std::string& path);
+
 }  // namespace ferry

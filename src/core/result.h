@@ -87,7 +87,8 @@ inline Error make_error(std::string message) { return Error{std::move(message)};
         if (!ferry_try_result_.ok()) return ferry_try_result_.error(); \
     } while (0)
 
-// FERRY_ASSIGN(lhs, expr): `lhs = std::move(value)` of a Result, or return its Error.
+// FERRY_ASSIGN(lhs, expr): `lhs = std::move(value)` of a Result, or return its Error. It expands to
+// several statements (lhs may be a declaration): inside an if/else, use braces.
 #define FERRY_ASSIGN_IMPL(tmp, lhs, expr) \
     auto tmp = (expr);                    \
     if (!tmp.ok()) return tmp.error();    \

@@ -41,6 +41,52 @@ struct Params {
     // --json (inspect): print machine-readable JSON instead of text.
     bool json = false;
 
+    // -p, --prompt TEXT (tokenize): the text to tokenize.
+    std::string prompt;
+
+    // -f, --file FNAME (tokenize): read the text from a file instead of -p.
+    std::string prompt_file;
+
+    // --ids (tokenize): print only the token ids, as a list.
+    bool ids = false;
+
+    // --pieces (tokenize): print each token id with its text.
+    bool pieces = false;
+
+    // --show-count (tokenize): print the number of tokens.
+    bool show_count = false;
+
+    // --no-bos (tokenize): do not add BOS/EOS even if the vocab asks for them.
+    bool no_bos = false;
+
+    // --parse-special (tokenize): control-token text ("<|im_start|>") becomes the control token.
+    bool parse_special = false;
+
+    // --chat-template JINJA / --chat-template-file FNAME (template): a template that overrides the
+    // model's tokenizer.chat_template.
+    std::string chat_template;
+    std::string chat_template_file;
+
+    // --messages FNAME (template): JSON file with the OpenAI-style messages array.
+    std::string messages_file;
+
+    // --tools FNAME (template): JSON file with the tools array.
+    std::string tools_file;
+
+    // --add-generation-prompt (template): end with the assistant turn's opening.
+    bool add_generation_prompt = false;
+
+    // --chat-template-kwargs JSON (template): extra template variables, e.g. {"enable_thinking":false}.
+    std::string chat_template_kwargs;
+
+    // --special-tokens JSON (template): {"bos_token": "<s>", "eos_token": "</s>"} when no model
+    // supplies them; with a model these override the vocab's.
+    std::string special_tokens;
+
+    // --template-now "YYYY-MM-DD[ HH:MM[:SS]]" (template): the local time strftime_now() sees, for
+    // reproducible prompts; empty = the clock.
+    std::string template_now;
+
     // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
     log::Level log_level = log::Level::Info;
 };

@@ -10,4 +10,10 @@ namespace ferry::tools {
 // ferry inspect: print a GGUF file's metadata, tensors and sizes.
 int run_inspect(const Params& params);
 
+// ferry tokenize: print the token ids of a text.
+int run_tokenize(const Params& params);
+
+// ferry template: render a chat template for a conversation.
+int run_template(const Params& params);
+
 }  // namespace ferry::tools

@@ -11,22 +11,30 @@
 namespace ferry::cli {
 namespace {
 
-// Besides the real `inspect`, a made-up `run` subcommand with -t/-c, so that the tests can cover
-// integer values and flags that belong to another subcommand before the real `run` exists.
-constexpr CommandSet kRun = 1u << 1;
+// The real subcommands plus a made-up `run` with -t/-c, so that the tests can cover integer values
+// and flags that belong to another subcommand before the real `run` exists.
+constexpr CommandSet kRun = 1u << 30;
 
-const Subcommand kCommands[] = {
-    {.name = "inspect",
-     .id = cmd::inspect,
-     .summary = "print a GGUF file's metadata",
-     .usage_tail = "[FILE.gguf]",
-     .positional = Positional::Model},
-    {.name = "run",
-     .id = kRun,
-     .summary = "generate text",
-     .usage_tail = "[PROMPT...]",
-     .positional = Positional::Args},
-};
+const std::vector<Subcommand>& test_commands() {
+    static const std::vector<Subcommand> commands = [] {
+        std::vector<Subcommand> c(subcommands().begin(), subcommands().end());
+        c.push_back({.name = "run",
+                     .id = kRun,
+                     .summary = "generate text",
+                     .usage_tail = "[PROMPT...]",
+                     .positional = Positional::Args});
+        return c;
+    }();
+    return commands;
+}
+
+const Subcommand& test_command(std::string_view name) {
+    for (const Subcommand& c : test_commands()) {
+        if (c.name == name) return c;
+    }
+    ADD_FAILURE() << "no subcommand " << name;
+    return test_commands()[0];
+}
 
 std::vector<Option> test_table() {
     std::vector<Option> table(options().begin(), options().end());
@@ -69,7 +77,7 @@ std::string surrounded(char before, std::string_view s, char after) {
 class Cli : public ::testing::Test {
 protected:
     ParseOutcome parse(std::vector<std::string> args) {
-        CommandLine cl{.commands = kCommands, .options = table_, .env = [this](std::string_view name) {
+        CommandLine cl{.commands = test_commands(), .options = table_, .env = [this](std::string_view name) {
                            auto it = env_.find(std::string(name));
                            return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
                        }};
@@ -91,8 +99,8 @@ protected:
         return o.text;
     }
     std::string help_of(std::string_view command) {
-        const Subcommand* c = &kCommands[command == "inspect" ? 0 : 1];
-        return format_help(*c, CommandLine{.commands = kCommands, .options = table_, .env = {}});
+        const Subcommand* c = &test_command(command);
+        return format_help(*c, CommandLine{.commands = test_commands(), .options = table_, .env = {}});
     }
 
     std::vector<Option> table_ = test_table();
@@ -100,9 +108,9 @@ protected:
 };
 
 TEST(OptionTable, RealTableIsValid) {
-    Status st = validate_table(options(), kCommands);
+    Status st = validate_table(options(), subcommands());
     EXPECT_TRUE(st.ok()) << st.error().message;
-    EXPECT_TRUE(validate_table(test_table(), kCommands).ok());
+    EXPECT_TRUE(validate_table(test_table(), test_commands()).ok());
 }
 
 TEST(OptionTable, NoTwoEntriesShareANameOrEnvVar) {
@@ -127,7 +135,7 @@ TEST(OptionTable, ValidateRejectsBrokenTables) {
     auto broken = [](auto edit) {
         std::vector<Option> t = test_table();
         edit(t);
-        return validate_table(t, kCommands);
+        return validate_table(t, test_commands());
     };
     Status dup_name = broken([](std::vector<Option>& t) { t.back().names = {"--model"}; });
     ASSERT_FALSE(dup_name.ok());
@@ -318,7 +326,7 @@ TEST_F(Cli, MalformedEnvNamesTheVariable) {
 }
 
 TEST_F(Cli, HelpListsEveryAcceptedFlagAndItsEnvVar) {
-    for (const Subcommand& c : kCommands) {
+    for (const Subcommand& c : test_commands()) {
         std::string help = help_of(c.name);
         EXPECT_TRUE(help.starts_with("usage: ferry " + std::string(c.name) + " [options]")) << help;
         for (const Option& opt : table_) {
@@ -382,7 +390,7 @@ TEST_F(Cli, TopLevel) {
     EXPECT_NE(error({"help", "rnu"}).find("(did you mean 'run'?)"), std::string::npos);
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
-    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect)"),
+    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect, tokenize, template)"),
               std::string::npos);
 }
 

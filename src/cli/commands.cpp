@@ -1,0 +1,40 @@
+// Every subcommand of ferry, in the order `ferry --help` lists them.
+#include "cli/options.h"
+#include "tools/tools.h"
+
+namespace ferry::cli {
+namespace {
+
+// Its options are the table entries whose `commands` include its bit (options.cpp).
+constexpr Subcommand kSubcommands[] = {
+    {
+        .name = "inspect",
+        .id = cmd::inspect,
+        .summary = "print a GGUF file's metadata, tensors and sizes",
+        .usage_tail = "[FILE.gguf]",
+        .positional = Positional::Model,
+        .run = tools::run_inspect,
+    },
+    {
+        .name = "tokenize",
+        .id = cmd::tokenize,
+        .summary = "print the token ids of a text with a model's tokenizer",
+        .usage_tail = "-p TEXT | -f FILE",
+        .positional = Positional::None,
+        .run = tools::run_tokenize,
+    },
+    {
+        .name = "template",
+        .id = cmd::chat_template,
+        .summary = "render a chat template for a conversation, exactly as the model will see it",
+        .usage_tail = "--messages FILE.json",
+        .positional = Positional::None,
+        .run = tools::run_template,
+    },
+};
+
+}  // namespace
+
+std::span<const Subcommand> subcommands() { return kSubcommands; }
+
+}  // namespace ferry::cli
