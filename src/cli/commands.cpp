@@ -16,6 +16,22 @@ constexpr Subcommand kSubcommands[] = {
         .run = tools::run_inspect,
     },
     {
+        .name = "run",
+        .id = cmd::run,
+        .summary = "complete a prompt, streaming the text as it is generated",
+        .usage_tail = "-p PROMPT | -f FILE",
+        .positional = Positional::None,
+        .run = tools::run_run,
+    },
+    {
+        .name = "chat",
+        .id = cmd::chat,
+        .summary = "chat with a model in the terminal, using its chat template",
+        .usage_tail = "",
+        .positional = Positional::None,
+        .run = tools::run_chat,
+    },
+    {
         .name = "tokenize",
         .id = cmd::tokenize,
         .summary = "print the token ids of a text with a model's tokenizer",

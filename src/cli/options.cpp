@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -25,7 +28,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "path of the GGUF model file",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
@@ -37,7 +40,7 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -60,9 +63,9 @@ std::span<const Option> options() {
             .group = "input",
             .names = {"-p", "--prompt"},
             .hint = "TEXT",
-            .help = "text to tokenize",
+            .help = "text to tokenize (tokenize) or prompt to complete (run)",
             .env = "FERRY_ARG_PROMPT",
-            .commands = cmd::tokenize,
+            .commands = cmd::tokenize | cmd::run,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.prompt = std::string(v);
                 return {};
@@ -74,7 +77,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "read the text from a file",
             .env = "FERRY_ARG_FILE",
-            .commands = cmd::tokenize,
+            .commands = cmd::tokenize | cmd::run,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.prompt_file = std::string(v);
@@ -122,12 +125,258 @@ std::span<const Option> options() {
             .set_switch = [](Params& p, bool on) { p.show_count = on; },
         },
         {
+            .group = "generation",
+            .names = {"-n", "--n-predict"},
+            .hint = "N",
+            .help = "tokens to generate; -1 = until end of generation or a full context",
+            .env = "FERRY_ARG_N_PREDICT",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_predict, parse_int(v, -1, 1 << 30));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_predict); },
+        },
+        {
+            .group = "context",
+            .names = {"-c", "--ctx-size"},
+            .hint = "N",
+            .help = "context size in tokens; 0 = the model's training context",
+            .env = "FERRY_ARG_CTX_SIZE",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.ctx_size); },
+        },
+        {
+            .group = "context",
+            .names = {"-b", "--batch-size"},
+            .hint = "N",
+            .help = "prompt tokens submitted per prefill call",
+            .env = "FERRY_ARG_BATCH",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_batch, parse_int(v, 1, 1 << 20));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_batch); },
+        },
+        {
+            .group = "context",
+            .names = {"-ub", "--ubatch-size"},
+            .hint = "N",
+            .help = "tokens per forward pass (micro-batch)",
+            .env = "FERRY_ARG_UBATCH",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_ubatch, parse_int(v, 1, 1 << 16));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_ubatch); },
+        },
+        {
+            .group = "compute",
+            .names = {"-t", "--threads"},
+            .hint = "N",
+            .help = "CPU threads; -1 = one per physical core",
+            .env = "FERRY_ARG_THREADS",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
+        },
+        {
+            .group = "compute",
+            .names = {"--backend"},
+            .hint = "NAME",
+            .help = "cpu (fast kernels) or reference (the scalar oracle, for checking)",
+            .env = "FERRY_ARG_BACKEND",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v != "cpu" && v != "reference") return make_error("expected cpu or reference");
+                p.backend = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.backend; },
+        },
+        {
+            .group = "sampling",
+            .names = {"--temp"},
+            .hint = "F",
+            .help = "temperature; <= 0 = greedy (argmax)",
+            .env = "FERRY_ARG_TEMP",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.temp, parse_float(v, -1e6, 1e6));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.temp); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--top-k"},
+            .hint = "N",
+            .help = "keep the k most likely tokens; 0 = off",
+            .env = "FERRY_ARG_TOP_K",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.top_k, parse_int(v, 0, 1 << 30));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.sampling.top_k); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--top-p"},
+            .hint = "F",
+            .help = "nucleus: smallest set with this probability mass; 1 = off",
+            .env = "FERRY_ARG_TOP_P",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.top_p, parse_float(v, 0, 1));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.top_p); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--min-p"},
+            .hint = "F",
+            .help = "drop tokens below this fraction of the top probability; 0 = off",
+            .env = "FERRY_ARG_MIN_P",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.min_p, parse_float(v, 0, 1));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.min_p); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--typical"},
+            .hint = "F",
+            .help = "locally typical sampling mass; 1 = off",
+            .env = "FERRY_ARG_TYPICAL",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.typical_p, parse_float(v, 0, 1));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.typical_p); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--repeat-penalty"},
+            .hint = "F",
+            .help = "penalize repeated tokens; 1 = off",
+            .env = "FERRY_ARG_REPEAT_PENALTY",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.repeat_penalty, parse_float(v, 0, 1e6));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.repeat_penalty); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--repeat-last-n"},
+            .hint = "N",
+            .help = "tokens the penalties look back over; 0 = off, -1 = context size",
+            .env = "FERRY_ARG_REPEAT_LAST_N",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.repeat_last_n, parse_int(v, -1, 1 << 24));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.sampling.repeat_last_n); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--presence-penalty"},
+            .hint = "F",
+            .help = "subtracted once from each token already present; 0 = off",
+            .env = "FERRY_ARG_PRESENCE_PENALTY",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.presence_penalty, parse_float(v, -1e6, 1e6));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.presence_penalty); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--frequency-penalty"},
+            .hint = "F",
+            .help = "subtracted per occurrence of a token; 0 = off",
+            .env = "FERRY_ARG_FREQUENCY_PENALTY",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.frequency_penalty, parse_float(v, -1e6, 1e6));
+                return {};
+            },
+            .show_default = [](const Params& p) { return format_float(p.sampling.frequency_penalty); },
+        },
+        {
+            .group = "sampling",
+            .names = {"-s", "--seed"},
+            .hint = "N",
+            .help = "random seed; -1 = pick one (printed at the end)",
+            .env = "FERRY_ARG_SEED",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v == "-1") {
+                    p.sampling.seed = runtime::kRandomSeed;
+                    return {};
+                }
+                FERRY_ASSIGN(const long long seed, parse_int64(v, 0, 0xFFFFFFFEll));
+                p.sampling.seed = uint32_t(seed);
+                return {};
+            },
+            .show_default = [](const Params&) { return std::string("-1"); },
+        },
+        {
+            .group = "sampling",
+            .names = {"--samplers"},
+            .hint = "LIST",
+            .help = "sampler order, ';'-separated: penalties;top_k;typical_p;top_p;min_p;temperature",
+            .env = "FERRY_ARG_SAMPLERS",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.sampling.order, runtime::parse_sampler_order(v));
+                return {};
+            },
+        },
+        {
+            .group = "generation",
+            .names = {"--ignore-eos"},
+            .help = "keep generating past end-of-generation tokens",
+            .env = "FERRY_ARG_IGNORE_EOS",
+            .commands = cmd::run,
+            .set_switch = [](Params& p, bool on) { p.ignore_eos = on; },
+        },
+        {
+            .group = "generation",
+            .names = {"-sys", "--system-prompt"},
+            .hint = "TEXT",
+            .help = "system message that opens the conversation",
+            .env = "FERRY_ARG_SYSTEM_PROMPT",
+            .commands = cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.system_prompt = std::string(v);
+                return {};
+            },
+        },
+        {
             .group = "template",
             .names = {"--chat-template"},
             .hint = "JINJA",
             .help = "chat template source, overriding the model's tokenizer.chat_template",
             .env = "FERRY_ARG_CHAT_TEMPLATE",
-            .commands = cmd::chat_template,
+            .commands = cmd::chat_template | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template = std::string(v);
                 return {};
@@ -139,7 +388,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "read the chat template from a file, overriding the model's",
             .env = "FERRY_ARG_CHAT_TEMPLATE_FILE",
-            .commands = cmd::chat_template,
+            .commands = cmd::chat_template | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.chat_template_file = std::string(v);
@@ -186,7 +435,7 @@ std::span<const Option> options() {
             .hint = "JSON",
             .help = "extra template variables as a JSON object, e.g. '{\"enable_thinking\":false}'",
             .env = "FERRY_ARG_CHAT_TEMPLATE_KWARGS",
-            .commands = cmd::chat_template,
+            .commands = cmd::chat_template | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template_kwargs = std::string(v);
                 return {};
@@ -264,6 +513,33 @@ std::string lower(std::string_view s) {
 }
 
 }  // namespace
+
+Result<float> parse_float(std::string_view text, double min, double max) {
+    const std::string s(text);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v))
+        return make_error("expected a number");
+    if (v < min || v > max) return make_error("expected a number from " + format_float(min) + " to " + format_float(max));
+    return float(v);
+}
+
+Result<long long> parse_int64(std::string_view text, long long min, long long max) {
+    long long v = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, v);
+    if (text.empty() || ptr != end || ec == std::errc::invalid_argument) return make_error("expected an integer");
+    if (ec == std::errc::result_out_of_range || v < min || v > max)
+        return make_error("expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    return v;
+}
+
+std::string format_float(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
 
 Result<bool> parse_bool(std::string_view text) {
     const std::string s = lower(text);

@@ -40,6 +40,8 @@ namespace cmd {
 inline constexpr CommandSet inspect = 1u << 0;
 inline constexpr CommandSet tokenize = 1u << 1;
 inline constexpr CommandSet chat_template = 1u << 2;  // `ferry template`
+inline constexpr CommandSet run = 1u << 3;
+inline constexpr CommandSet chat = 1u << 4;
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 
@@ -127,6 +129,12 @@ std::string format_help(const Subcommand& command, const CommandLine& cl);
 
 // Value parsers for setters. parse_int accepts a decimal integer in [min, max], nothing else.
 Result<int> parse_int(std::string_view text, int min, int max);
+// A finite decimal number in [min, max] ("0.8", "1e-3").
+Result<float> parse_float(std::string_view text, double min, double max);
+Result<long long> parse_int64(std::string_view text, long long min, long long max);
+// "%g" of a number, for defaults in --help.
+std::string format_float(double v);
+
 // 1/0, true/false, on/off, yes/no, case-insensitive (for switches set from the environment).
 Result<bool> parse_bool(std::string_view text);
 

@@ -36,6 +36,10 @@ public:
 
     // Forgets the sequence (the cache is reused from position 0).
     void clear() { n_past_ = 0; }
+    // Keeps the first n positions and forgets the rest, so a prompt that shares a prefix with what
+    // the cache holds only computes its new part. A KV cache holds each position independently, so
+    // dropping the tail is exact. Error if n > n_past().
+    Status truncate(int64_t n);
 
     int64_t n_past() const { return n_past_; }
     int64_t n_ctx() const { return params_.n_ctx; }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "runtime/sampling.h"
 
 namespace ferry::tools {
 
@@ -32,6 +33,26 @@ struct Params {
     // -c, --ctx-size N: context length in tokens; 0 = the model's trained context length.
     int ctx_size = 0;
 
+    // -n, --n-predict N (run, chat): tokens to generate; -1 = until end of generation or a full context.
+    int n_predict = -1;
+
+    // -b, --batch-size N: tokens submitted per prefill call; -ub, --ubatch-size N: tokens per forward.
+    int n_batch = 2048;
+    int n_ubatch = 512;
+
+    // --backend NAME: "cpu" (default) or "reference" (the scalar oracle, for checking).
+    std::string backend = "cpu";
+
+    // Sampling (run, chat): --temp, --top-k, --top-p, --min-p, --typical, --repeat-penalty,
+    // --repeat-last-n, --presence-penalty, --frequency-penalty, -s/--seed, --samplers.
+    runtime::SamplingParams sampling;
+
+    // --ignore-eos (run): keep generating past end-of-generation tokens.
+    bool ignore_eos = false;
+
+    // -sys, --system-prompt TEXT (chat): the system message that opens the conversation.
+    std::string system_prompt;
+
     // --no-mmap: read the model into allocated memory instead of mapping the file.
     bool no_mmap = false;
 
@@ -41,10 +62,10 @@ struct Params {
     // --json (inspect): print machine-readable JSON instead of text.
     bool json = false;
 
-    // -p, --prompt TEXT (tokenize): the text to tokenize.
+    // -p, --prompt TEXT (tokenize, run): the text to tokenize or complete.
     std::string prompt;
 
-    // -f, --file FNAME (tokenize): read the text from a file instead of -p.
+    // -f, --file FNAME (tokenize, run): read the text from a file instead of -p.
     std::string prompt_file;
 
     // --ids (tokenize): print only the token ids, as a list.

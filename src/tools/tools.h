@@ -16,4 +16,10 @@ int run_tokenize(const Params& params);
 // ferry template: render a chat template for a conversation.
 int run_template(const Params& params);
 
+// ferry run: complete a prompt, streaming the completion.
+int run_run(const Params& params);
+
+// ferry chat: an interactive chat with the model's template.
+int run_chat(const Params& params);
+
 }  // namespace ferry::tools

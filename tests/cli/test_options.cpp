@@ -11,17 +11,17 @@
 namespace ferry::cli {
 namespace {
 
-// The real subcommands plus a made-up `run` with -t/-c, so that the tests can cover integer values
-// and flags that belong to another subcommand before the real `run` exists.
-constexpr CommandSet kRun = 1u << 30;
+// The real subcommands plus a made-up `echo` that takes any positional arguments, so that the
+// tests can cover Positional::Args before a real subcommand uses it.
+constexpr CommandSet kEcho = 1u << 30;
 
 const std::vector<Subcommand>& test_commands() {
     static const std::vector<Subcommand> commands = [] {
         std::vector<Subcommand> c(subcommands().begin(), subcommands().end());
-        c.push_back({.name = "run",
-                     .id = kRun,
-                     .summary = "generate text",
-                     .usage_tail = "[PROMPT...]",
+        c.push_back({.name = "echo",
+                     .id = kEcho,
+                     .summary = "print the arguments",
+                     .usage_tail = "[ARG...]",
                      .positional = Positional::Args});
         return c;
     }();
@@ -36,36 +36,7 @@ const Subcommand& test_command(std::string_view name) {
     return test_commands()[0];
 }
 
-std::vector<Option> test_table() {
-    std::vector<Option> table(options().begin(), options().end());
-    table.push_back({
-        .group = "compute",
-        .names = {"-t", "--threads"},
-        .hint = "N",
-        .help = "number of CPU threads",
-        .env = "FERRY_ARG_THREADS",
-        .commands = kRun,
-        .set_value = [](Params& p, std::string_view v) -> Status {
-            FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
-            return {};
-        },
-        .show_default = [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
-    });
-    table.push_back({
-        .group = "context",
-        .names = {"-c", "--ctx-size"},
-        .hint = "N",
-        .help = "size of the prompt context",
-        .env = "FERRY_ARG_CTX_SIZE",
-        .commands = kRun,
-        .set_value = [](Params& p, std::string_view v) -> Status {
-            FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
-            return {};
-        },
-        .show_default = [](const Params& p) { return std::to_string(p.ctx_size); },
-    });
-    return table;
-}
+std::vector<Option> test_table() { return {options().begin(), options().end()}; }
 
 // Built piecewise: GCC 12 warns falsely (-Wrestrict, PR 105329) on " " + std::string(n).
 std::string surrounded(char before, std::string_view s, char after) {
@@ -131,22 +102,31 @@ TEST(OptionTable, EveryNonHelpOptionHasAnEnvVar) {
     }
 }
 
+// The -t entry: a value option accepted by run and chat.
+Option& threads_option(std::vector<Option>& t) {
+    for (Option& o : t) {
+        if (!o.names.empty() && o.names[0] == "-t") return o;
+    }
+    ADD_FAILURE() << "no -t option";
+    return t.back();
+}
+
 TEST(OptionTable, ValidateRejectsBrokenTables) {
     auto broken = [](auto edit) {
         std::vector<Option> t = test_table();
         edit(t);
         return validate_table(t, test_commands());
     };
-    Status dup_name = broken([](std::vector<Option>& t) { t.back().names = {"--model"}; });
+    Status dup_name = broken([](std::vector<Option>& t) { threads_option(t).names = {"--model"}; });
     ASSERT_FALSE(dup_name.ok());
     EXPECT_NE(dup_name.error().message.find("'--model' used twice"), std::string::npos);
-    Status dup_env = broken([](std::vector<Option>& t) { t.back().env = "FERRY_ARG_MODEL"; });
+    Status dup_env = broken([](std::vector<Option>& t) { threads_option(t).env = "FERRY_ARG_MODEL"; });
     ASSERT_FALSE(dup_env.ok());
     EXPECT_NE(dup_env.error().message.find("FERRY_ARG_MODEL used twice"), std::string::npos);
-    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().hint = ""; }).ok());
-    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().names = {"threads"}; }).ok());
-    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().commands = 1u << 7; }).ok());
-    EXPECT_FALSE(broken([](std::vector<Option>& t) { t.back().set_switch = [](Params&, bool) {}; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).hint = ""; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).names = {"threads"}; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).commands = 1u << 7; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).set_switch = [](Params&, bool) {}; }).ok());
 }
 
 TEST_F(Cli, ModelInEveryForm) {
@@ -219,8 +199,10 @@ TEST_F(Cli, RepeatedFlagLastWins) {
 }
 
 TEST_F(Cli, PositionalArgs) {
-    EXPECT_EQ(ok({"run", "hello", "-t", "2", "world"}).positional, (std::vector<std::string>{"hello", "world"}));
-    EXPECT_EQ(ok({"run", "--", "-t", "-"}).positional, (std::vector<std::string>{"-t", "-"}));
+    EXPECT_EQ(ok({"echo", "hello", "--log-disable", "world"}).positional,
+              (std::vector<std::string>{"hello", "world"}));
+    EXPECT_EQ(ok({"echo", "--", "-t", "-"}).positional, (std::vector<std::string>{"-t", "-"}));
+    EXPECT_NE(error({"run", "hello"}).find("hello"), std::string::npos);
 }
 
 TEST_F(Cli, UnknownFlagSuggestsTheClosestName) {
@@ -254,7 +236,7 @@ TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
 
 TEST_F(Cli, FlagOfAnotherSubcommand) {
     std::string e = error({"inspect", "x.gguf", "-t", "4"});
-    EXPECT_EQ(e, "ferry inspect: '-t' is not an option of 'inspect' (it is for: run); see 'ferry inspect --help'\n");
+    EXPECT_EQ(e, "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat); see 'ferry inspect --help'\n");
     e = error({"run", "--tensors"});
     EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
 }
@@ -367,7 +349,7 @@ TEST_F(Cli, HelpWinsAnywhere) {
         EXPECT_TRUE(o.text.starts_with("usage: ferry inspect")) << o.text;
     }
     // After "--", -h is a positional argument.
-    EXPECT_EQ(ok({"run", "--", "-h"}).positional, (std::vector<std::string>{"-h"}));
+    EXPECT_EQ(ok({"echo", "--", "-h"}).positional, (std::vector<std::string>{"-h"}));
 }
 
 TEST_F(Cli, TopLevel) {
@@ -383,14 +365,14 @@ TEST_F(Cli, TopLevel) {
 
     ParseOutcome h = parse({"help", "run"});
     EXPECT_EQ(h.kind, ParseOutcome::Kind::Print);
-    EXPECT_TRUE(h.text.starts_with("usage: ferry run [options] [PROMPT...]")) << h.text;
+    EXPECT_TRUE(h.text.starts_with("usage: ferry run [options] -p PROMPT | -f FILE")) << h.text;
 
     EXPECT_EQ(error({"inspct", "x.gguf"}),
               "ferry: unknown subcommand 'inspct' (did you mean 'inspect'?); see 'ferry --help'\n");
     EXPECT_NE(error({"help", "rnu"}).find("(did you mean 'run'?)"), std::string::npos);
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
-    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect, tokenize, template)"),
+    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect, run, chat, tokenize, template)"),
               std::string::npos);
 }
 

@@ -1,4 +1,4 @@
-// Golden logits: ferry's reference backend on the tiny random-weight models of
+// Golden logits: ferry's reference and CPU backends on the tiny random-weight models of
 // ../shared/golden/models (copied to tests/data/models by scripts/copy_golden_models.py) against the
 // logits llama.cpp computed on the same bytes.
 //
@@ -6,7 +6,7 @@
 //   - mean KLD(llama.cpp || ferry) <= max_mean_kld and top-1 agreement >= min_top1_agree over the
 //     positions compared, and the same top-1 wherever llama.cpp's top-1 minus top-2 logit >= margin_nats;
 //   - batched (each sequence one prefill), token by token (sequence 2 vs seq2.decode.f32), and
-//     sequence 3 in awkward micro-batches (7 and 64); the reference backend is row-independent, so the
+//     sequence 3 in awkward micro-batches (7 and 64); both backends are row-independent, so the
 //     split and token-by-token runs must also equal our own batched logits;
 //   - greedy generation equals llama.cpp's ids up to the first step whose top-1 gap is below the margin.
 #include <gtest/gtest.h>
@@ -18,9 +18,10 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
-#include "backend/reference/reference_ops.h"
+#include "backend/backends.h"
 #include "gguf/reader.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -122,10 +123,13 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     return d;
 }
 
-class Golden : public ::testing::TestWithParam<const char*> {
+// (model file, backend): every file runs on the reference backend and on the CPU backend (3 threads: an
+// odd count, more than this machine's cores, so chunking and preemption are exercised).
+class Golden : public ::testing::TestWithParam<std::tuple<const char*, backend::BackendKind>> {
 protected:
     void SetUp() override {
-        name_ = GetParam();
+        name_ = std::get<0>(GetParam());
+        kind_ = std::get<1>(GetParam());
         meta_ = read_kv_lines(kDir + name_ + ".txt");
         ASSERT_FALSE(meta_.empty()) << "missing " << kDir << name_ << ".txt (run scripts/copy_golden_models.py)";
         auto file = gguf::File::open(kDir + name_ + ".gguf");
@@ -142,8 +146,8 @@ protected:
 
     // Fresh context (n_ctx 256 as llama.cpp's run), all tokens' logits.
     std::vector<float> run(std::span<const int32_t> tokens, int64_t n_ubatch, bool token_by_token = false) {
-        backend::reference::ReferenceOps ops;
-        auto s = runtime::Session::create(*model_, ops, {.n_ctx = 256, .n_ubatch = n_ubatch});
+        const std::unique_ptr<backend::Ops> ops = make_ops();
+        auto s = runtime::Session::create(*model_, *ops, {.n_ctx = 256, .n_ubatch = n_ubatch});
         EXPECT_TRUE(s.ok()) << s.error().message;
         if (!token_by_token) {
             auto l = s->prefill(tokens, runtime::Logits::All);
@@ -167,15 +171,18 @@ protected:
 
     void expect_within_limits(const Score& sc, const char* what) {
         std::printf(
-            "[ %-12s ] %-24s positions %3lld  mean KLD %.3e  max KLD %.3e  top-1 %.2f%%  (limits %.0e, %.1f%%)\n",
-            name_.c_str(), what, (long long)sc.n, sc.mean_kld(), sc.kld_max, 100 * sc.top1(), max_mean_kld_,
-            100 * min_top1_);
+            "[ %-12s %-9s ] %-24s positions %3lld  mean KLD %.3e  max KLD %.3e  top-1 %.2f%%  (limits %.0e, %.1f%%)\n",
+            name_.c_str(), backend::backend_name(kind_), what, (long long)sc.n, sc.mean_kld(), sc.kld_max,
+            100 * sc.top1(), max_mean_kld_, 100 * min_top1_);
         EXPECT_LE(sc.mean_kld(), max_mean_kld_) << what;
         EXPECT_GE(sc.top1(), min_top1_) << what;
         EXPECT_EQ(sc.margin_violations, 0) << what << ": top-1 differs where llama.cpp's gap >= " << margin_;
     }
 
+    std::unique_ptr<backend::Ops> make_ops() const { return backend::make_ops(kind_, 3); }
+
     std::string name_;
+    backend::BackendKind kind_ = backend::BackendKind::Reference;
     std::map<std::string, std::string> meta_;
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<model::Model> model_;
@@ -221,8 +228,8 @@ TEST_P(Golden, GreedyMatchesUpToFirstNearTie) {
     size_t n_check = 0;
     while (n_check < gaps.size() && gaps[n_check] >= margin_) ++n_check;
 
-    backend::reference::ReferenceOps ops;
-    auto s = runtime::Session::create(*model_, ops, {.n_ctx = 256});
+    const std::unique_ptr<backend::Ops> ops = make_ops();
+    auto s = runtime::Session::create(*model_, *ops, {.n_ctx = 256});
     ASSERT_TRUE(s.ok()) << s.error().message;
     auto logits = s->prefill(prompt);
     ASSERT_TRUE(logits.ok()) << logits.error().message;
@@ -232,19 +239,21 @@ TEST_P(Golden, GreedyMatchesUpToFirstNearTie) {
         logits = s->decode(got.back());
         ASSERT_TRUE(logits.ok()) << logits.error().message;
     }
-    std::printf("[ %-12s ] greedy: %zu of %zu steps compared (first near tie at step %zu)\n", name_.c_str(), n_check,
-                want.size(), n_check);
+    std::printf("[ %-12s %-9s ] greedy: %zu of %zu steps compared (first near tie at step %zu)\n", name_.c_str(),
+                backend::backend_name(kind_), n_check, want.size(), n_check);
     EXPECT_EQ(got, std::vector<int32_t>(want.begin(), want.begin() + std::ptrdiff_t(n_check)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, Golden,
-                         ::testing::Values("llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16"),
-                         [](const auto& info) {
-                             std::string n = info.param;
-                             for (char& c : n)
-                                 if (c == '-') c = '_';
-                             return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Files, Golden,
+    ::testing::Combine(::testing::Values("llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16"),
+                       ::testing::Values(backend::BackendKind::Reference, backend::BackendKind::Cpu)),
+    [](const auto& info) {
+        std::string n = std::string(std::get<0>(info.param)) + "_" + backend::backend_name(std::get<1>(info.param));
+        for (char& c : n)
+            if (c == '-') c = '_';
+        return n;
+    });
 
 }  // namespace
 }  // namespace ferry

@@ -1,0 +1,86 @@
+// The CPU backend: the reference backend's semantics (reference/reference_ops.h) computed with SIMD
+// kernels chosen at run time (quant/kernels.h) on a thread pool (core/thread_pool.h).
+//
+//   - matmul: each activation row is quantized once to the weight's paired type with the SIMD
+//     quantizers (bit-identical to the scalar ones), then a tiled GEMM runs over (row chunk, column
+//     block) work items spread over the pool. Decode (one column) streams every weight byte once;
+//     prefill multiplies each unpacked weight block with a tile of columns. Types without a fast
+//     kernel fall back to the format's scalar vec_dot through the same driver, still threaded.
+//   - attention: flash-attention style, one (token, head) per work item: online softmax over the
+//     visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16 cells are
+//     kept as halves (half the memory traffic of the reference's widened floats).
+//   - every other op follows the reference formula, threaded over rows where the size pays for it.
+//
+// Results equal the reference up to float summation order (compared by NMSE in tests/backend), and a
+// token's results do not depend on which other tokens share its micro-batch.
+#pragma once
+
+#include <deque>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/thread_pool.h"
+#include "quant/kernels.h"
+
+namespace ferry::backend::cpu {
+
+class CpuOps final : public Ops {
+public:
+    // n_threads <= 0: one per physical core. kernels: nullptr = the best table this CPU supports
+    // (tests pass a specific one, e.g. the scalar table).
+    explicit CpuOps(int n_threads = 0, const quant::KernelTable* kernels = nullptr);
+
+    void reset() override;
+    Act input(std::span<const float> data, std::array<int64_t, kMaxDims> ne) override;
+    void read(const Act& a, std::span<float> out) override;
+    Act get_rows(const Tensor& table, std::span<const int32_t> ids) override;
+    Act matmul(const Tensor& w, const Act& x) override;
+    Act rms_norm(const Act& x, const Tensor* w, float eps) override;
+    Act rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p) override;
+    Act add(const Act& a, const Act& b) override;
+    Act mul(const Act& a, const Act& b) override;
+    Act scale(const Act& a, float s) override;
+    Act silu(const Act& a) override;
+    Act gelu(const Act& a) override;
+    Act swiglu(const Act& gate, const Act& up) override;
+    Act geglu(const Act& gate, const Act& up) override;
+    Act softmax(const Act& x, float scale) override;
+    Act rows(const Act& x, int64_t first, int64_t count) override;
+    KvHandle new_kv_layer(const KvLayerSpec& spec) override;
+    void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
+    Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
+    std::vector<int32_t> top_k(const Act& x, int64_t k) override;
+
+    // Host access for tests and callbacks: the f32 data of a live activation.
+    std::span<const float> data(const Act& a) const;
+
+    int n_threads() const { return pool_.size(); }
+    const quant::KernelTable& kernels() const { return *kernels_; }
+
+private:
+    struct KvLayer {
+        KvLayerSpec spec;
+        std::vector<float> k32, v32;     // F32 cells: [n_ctx][n_head_kv][head_dim]
+        std::vector<uint16_t> k16, v16;  // F16 cells, same layout, raw halves
+    };
+
+    Act alloc(std::array<int64_t, kMaxDims> ne);
+    float* ptr(const Act& a);
+    const float* ptr(const Act& a) const;
+    // Runs fn(begin, end) over n elements in chunks big enough to be worth a thread.
+    template <class F>
+    void parallel_elements(int64_t n, F&& fn);
+    template <class F>
+    Act unary(const Act& a, F f);
+    template <class F>
+    Act binary(const Act& a, const Act& b, F f);
+
+    ThreadPool pool_;
+    const quant::KernelTable* kernels_;
+    std::deque<std::vector<float>> bufs_;  // activation buffers, reused across reset()
+    size_t n_live_ = 0;
+    std::vector<uint8_t> act_scratch_;  // activations quantized for matmul
+    std::vector<KvLayer> kv_;
+};
+
+}  // namespace ferry::backend::cpu

@@ -1,0 +1,87 @@
+// Kernel tables: the fast versions of the scalar functions in quant/formats.h, one table per
+// instruction set, chosen at run time from what the CPU supports (core/cpu_features.h).
+//
+// Every table has the same shape; an entry left null means "no fast kernel here": the caller falls
+// back to the scalar reference (for gemm: the format's scalar vec_dot, row by row). The scalar table
+// always exists and has only the vector helpers filled in.
+//
+// The per-ISA tables are built from the sources in quant/x86/, compiled once per instruction set with
+// that set's flags (-mavx2 -mfma -mf16c, or additionally -mavx512f -mavx512bw -mavx512vl
+// -mavx512vnni ...), never with global flags, so the binary still starts on a CPU without them.
+//
+// Contracts:
+//   - quantize_* produce bit-identical blocks to the scalar reference quantizers (tests check this).
+//   - gemm results equal the scalar vec_dot up to float summation order. Each output is computed by
+//     the same sequence of operations whatever the tile it falls in, so a column's results do not
+//     depend on how many columns are multiplied together (prefill vs token-by-token decode agree
+//     exactly).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/ggml_type.h"
+
+namespace ferry::quant {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+const char* isa_name(Isa isa);
+
+// A tile of a matrix product: for r < nr, c < nc,
+//   y[c * ldy + r] = dot(weight row r, activation column c)
+// where weight row r starts at w + r * w_stride (n elements of the weight type) and activation
+// column c at a + c * a_stride (n elements of the paired activation type; f32 for F32/F16/BF16).
+struct GemmArgs {
+    int64_t n = 0;
+    const void* w = nullptr;
+    size_t w_stride = 0;
+    int64_t nr = 0;
+    const void* a = nullptr;
+    size_t a_stride = 0;
+    int64_t nc = 0;
+    float* y = nullptr;
+    int64_t ldy = 0;
+};
+
+using GemmFn = void (*)(const GemmArgs& args);
+using QuantizeFn = void (*)(const float* x, void* y, int64_t n);
+
+inline constexpr int kMaxTypeId = 40;  // GgmlType ids are < 40
+
+// An aggregate without default member initializers on purpose: the per-ISA sources create one with
+// `KernelTable t{}` (zero-initialized, no constructor function), so no inline constructor compiled with
+// AVX-512 flags can be picked by the linker for use on another CPU.
+struct KernelTable {
+    Isa isa;
+
+    // Indexed by GgmlType id of the weight; nullptr = use the scalar vec_dot.
+    GemmFn gemm[kMaxTypeId];
+    // Activation quantizers, bit-exact with quantize_row_q8_0 / _q8_1 / _q8_k; nullptr = scalar.
+    QuantizeFn quantize_q8_0;
+    QuantizeFn quantize_q8_1;
+    QuantizeFn quantize_q8_k;
+
+    // Vector helpers for attention and element-wise ops (always set). f16 arguments are raw halves.
+    float (*dot_f32)(int64_t n, const float* x, const float* y);
+    float (*dot_f16_f32)(int64_t n, const uint16_t* x, const float* y);
+    void (*mad_f32)(int64_t n, float* y, const float* x, float s);     // y += s * x
+    void (*mad_f16)(int64_t n, float* y, const uint16_t* x, float s);  // y += s * x
+    void (*scale_f32)(int64_t n, float* y, float s);                   // y *= s
+    // y[i] = x[i] rounded to fp16 and back (bit-exact with core/fp16.h); x == y allowed.
+    void (*round_f16)(int64_t n, const float* x, float* y);
+
+    GemmFn gemm_for(GgmlType t) const {
+        const uint32_t id = uint32_t(t);
+        return id < uint32_t(kMaxTypeId) ? gemm[id] : nullptr;
+    }
+    QuantizeFn quantize_for(GgmlType act_type) const;
+};
+
+// The table for an instruction set, or nullptr when it was not compiled in or this CPU lacks it.
+const KernelTable* kernels_for(Isa isa);
+
+// The best table this CPU supports (decided once).
+const KernelTable& best_kernels();
+
+}  // namespace ferry::quant

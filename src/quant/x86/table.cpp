@@ -1,0 +1,28 @@
+// The kernel table of this instruction set (FERRY_ISA), assembled from the kernel sources beside it.
+#include "quant/x86/simd.h"
+
+namespace ferry::quant::FERRY_ISA {
+
+void fill_quantizers(KernelTable& t);
+void fill_gemm_q32(KernelTable& t);
+void fill_gemm_k(KernelTable& t);
+void fill_gemm_float(KernelTable& t);
+
+const KernelTable& table() {
+    static const KernelTable t = [] {
+        KernelTable k{};
+#if defined(__AVX512F__)
+        k.isa = Isa::Avx512;
+#else
+        k.isa = Isa::Avx2;
+#endif
+        fill_quantizers(k);
+        fill_gemm_q32(k);
+        fill_gemm_k(k);
+        fill_gemm_float(k);
+        return k;
+    }();
+    return t;
+}
+
+}  // namespace ferry::quant::FERRY_ISA

@@ -1,0 +1,149 @@
+// main() of test_cpu_ops: the GoogleTest suite, or with --perf a throughput report of the CPU
+// backend's matmul per weight type (not a timed test: nothing is asserted).
+//
+//   test_cpu_ops --perf [-t THREADS] [--n N] [--tokens T] [--reps R] [--isa scalar|avx2|avx512] [TYPE...]
+//
+// For a weight {N, N} (default 4096 x 4096) it times decode (1 activation column) and prefill
+// (T columns, default 128) through CpuOps::matmul, activation quantization included, and prints the
+// median time with GFLOP/s and the weight bytes streamed per second (GB/s).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+#include "core/cpu_features.h"
+#include "cpu_test_util.h"
+
+namespace ferry::cpu_test {
+namespace {
+
+struct PerfOptions {
+    int n_threads = 0;
+    int64_t n = 4096;
+    int64_t n_tok = 128;
+    int reps = 9;
+    quant::Isa isa = quant::Isa::Avx512;
+    bool isa_set = false;
+    std::vector<GgmlType> types;
+};
+
+// A {n, n} weight: 64 rows quantized from random data, repeated (quantizing 16M floats with the
+// K-quant fitters would take longer than the measurement).
+Weight perf_weight(GgmlType type, int64_t n) {
+    constexpr int64_t kDistinct = 64;
+    Weight w = make_weight(type, n, kDistinct, 1);
+    std::vector<uint8_t> all(size_t(w.row_bytes * n));
+    for (int64_t r = 0; r < n; ++r)
+        std::memcpy(all.data() + r * w.row_bytes, w.bytes.data() + (r % kDistinct) * w.row_bytes, size_t(w.row_bytes));
+    w.bytes = std::move(all);
+    w.t.ne = {n, n, 1, 1};
+    w.t.nb = contiguous_strides(type, w.t.ne);
+    w.t.data = w.bytes.data();
+    return w;
+}
+
+double median_seconds(backend::cpu::CpuOps& ops, const Weight& w, const std::vector<float>& x, int64_t n_tok,
+                      int reps) {
+    std::vector<double> t;
+    for (int i = 0; i < reps + 1; ++i) {
+        ops.reset();
+        const backend::Act a = ops.input(std::span(x).first(size_t(w.t.ne[0] * n_tok)), {w.t.ne[0], n_tok, 1, 1});
+        const auto t0 = std::chrono::steady_clock::now();
+        ops.matmul(w.t, a);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (i > 0) t.push_back(std::chrono::duration<double>(t1 - t0).count());  // first run warms up
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+int run_perf(const PerfOptions& o) {
+    const quant::KernelTable* k = o.isa_set ? quant::kernels_for(o.isa) : &quant::best_kernels();
+    if (k == nullptr) {
+        std::fprintf(stderr, "kernel set %s not available on this CPU\n", quant::isa_name(o.isa));
+        return 1;
+    }
+    backend::cpu::CpuOps ops(o.n_threads, k);
+    std::printf("cpu: %s\nkernels: %s, threads: %d, weight %lld x %lld, prefill %lld tokens, median of %d\n",
+                cpu_features().to_string().c_str(), quant::isa_name(k->isa), ops.n_threads(), (long long)o.n,
+                (long long)o.n, (long long)o.n_tok, o.reps);
+    std::printf("%-7s %10s | %9s %9s %8s | %9s %9s %8s\n", "type", "MiB", "decode ms", "GFLOP/s", "GB/s", "pp ms",
+                "GFLOP/s", "GB/s");
+    std::vector<GgmlType> types = o.types;
+    if (types.empty())
+        types = {GgmlType::Q4_0,  GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,   GgmlType::Q2_K,
+                 GgmlType::Q3_K,  GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                 GgmlType::MXFP4, GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+    for (GgmlType type : types) {
+        const Weight w = perf_weight(type, o.n);
+        const double bytes = double(w.bytes.size());
+        const std::vector<float> x = random_floats(size_t(o.n * o.n_tok), 2);
+        const double td = median_seconds(ops, w, x, 1, o.reps);
+        const double tp = median_seconds(ops, w, x, o.n_tok, std::max(3, o.reps / 3));
+        const double flop = 2.0 * double(o.n) * double(o.n);
+        std::printf("%-7s %10.1f | %9.3f %9.1f %8.2f | %9.2f %9.1f %8.2f%s\n", std::string(type_name(type)).c_str(),
+                    bytes / (1 << 20), td * 1e3, flop / td * 1e-9, bytes / td * 1e-9, tp * 1e3,
+                    flop * double(o.n_tok) / tp * 1e-9, bytes / tp * 1e-9,
+                    k->gemm_for(type) ? "" : "  (scalar fallback)");
+        std::fflush(stdout);
+    }
+    return 0;
+}
+
+bool parse_perf(int argc, char** argv, PerfOptions& o) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
+        if (a == "--perf") continue;
+        if (a == "-t") {
+            o.n_threads = std::atoi(next());
+        } else if (a == "--n") {
+            o.n = std::atoll(next());
+        } else if (a == "--tokens") {
+            o.n_tok = std::max<int64_t>(1, std::atoll(next()));
+        } else if (a == "--reps") {
+            o.reps = std::max(1, std::atoi(next()));
+        } else if (a == "--isa") {
+            const std::string v = next();
+            o.isa_set = true;
+            o.isa = v == "scalar" ? quant::Isa::Scalar : v == "avx2" ? quant::Isa::Avx2 : quant::Isa::Avx512;
+        } else {
+            bool found = false;
+            for (GgmlType t : weight_types()) {
+                if (type_name(t) == a) {
+                    o.types.push_back(t);
+                    found = true;
+                }
+            }
+            if (!found) {
+                std::fprintf(stderr, "unknown argument or type: %s\n", a.c_str());
+                return false;
+            }
+        }
+    }
+    if (o.n <= 0 || o.n % 256 != 0) {
+        std::fprintf(stderr, "--n must be a positive multiple of 256\n");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+}  // namespace ferry::cpu_test
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--perf") == 0) {
+            ferry::cpu_test::PerfOptions o;
+            if (!ferry::cpu_test::parse_perf(argc, argv, o)) return 2;
+            return ferry::cpu_test::run_perf(o);
+        }
+    }
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}

@@ -1,0 +1,232 @@
+// The CPU backend against the reference backend, ggml test-backend-ops style: the same op on the same
+// seeded inputs through both, compared by NMSE with per-op tolerances. Awkward shapes throughout:
+// batch 1, 7, 32 and 512; row counts that are not multiples of any tile or chunk; 1 and 3 threads;
+// query heads != KV heads; windows; F16 and F32 caches.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/reference/reference_ops.h"
+#include "cpu_test_util.h"
+
+namespace ferry::cpu_test {
+namespace {
+
+using backend::Act;
+using backend::cpu::CpuOps;
+using backend::reference::ReferenceOps;
+
+// Per-type matmul tolerance. Both backends quantize activations identically (bit-exact quantizers),
+// so the only differences are float summation order: tiny for every type.
+double matmul_tolerance(GgmlType) { return 1e-9; }
+
+struct MatmulCase {
+    int64_t n_in_blocks;  // n_in = blocks * block size
+    int64_t n_out;
+    int64_t n_tok;
+    int n_threads;
+};
+
+class CpuMatmul : public ::testing::TestWithParam<std::tuple<GgmlType, MatmulCase>> {};
+
+TEST_P(CpuMatmul, MatchesReference) {
+    const auto [type, c] = GetParam();
+    const quant::FormatTraits* f = quant::find_format(type);
+    int64_t n_in = c.n_in_blocks * f->block_size;
+    if (f->block_size == 1) n_in = c.n_in_blocks * 32 + 5;  // float rows: a SIMD tail
+    const Weight w = make_weight(type, n_in, c.n_out, uint32_t(n_in + c.n_out));
+    const std::vector<float> x = random_floats(size_t(n_in * c.n_tok), uint32_t(c.n_tok * 13 + 1));
+
+    ReferenceOps ref;
+    CpuOps cpu(c.n_threads);
+    const Act yr = ref.matmul(w.t, ref.input(x, {n_in, c.n_tok, 1, 1}));
+    const Act yc = cpu.matmul(w.t, cpu.input(x, {n_in, c.n_tok, 1, 1}));
+    ASSERT_EQ(yr.ne, yc.ne);
+    const double e = nmse(cpu.data(yc), ref.data(yr));
+    EXPECT_LE(e, matmul_tolerance(type)) << type_name(type) << " n_in " << n_in << " n_out " << c.n_out << " T "
+                                         << c.n_tok << " threads " << c.n_threads;
+}
+
+std::string matmul_name(const ::testing::TestParamInfo<std::tuple<GgmlType, MatmulCase>>& info) {
+    const auto& [type, c] = info.param;
+    return std::string(type_name(type)) + "_in" + std::to_string(c.n_in_blocks) + "b_out" + std::to_string(c.n_out) +
+           "_T" + std::to_string(c.n_tok) + "_t" + std::to_string(c.n_threads);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, CpuMatmul,
+                         ::testing::Combine(::testing::ValuesIn(weight_types()),
+                                            ::testing::Values(MatmulCase{3, 37, 1, 1}, MatmulCase{3, 37, 7, 3},
+                                                              MatmulCase{2, 70, 32, 2}, MatmulCase{1, 19, 512, 3},
+                                                              MatmulCase{4, 301, 1, 3})),
+                         matmul_name);
+
+// The scalar kernel table through the same driver (the fallback every type can take).
+TEST(CpuOps, ScalarTableMatchesReference) {
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::F16}) {
+        const int64_t n_in = 512, n_out = 33, n_tok = 5;
+        const Weight w = make_weight(type, n_in, n_out, 5);
+        const std::vector<float> x = random_floats(size_t(n_in * n_tok), 6);
+        ReferenceOps ref;
+        CpuOps cpu(2, quant::kernels_for(quant::Isa::Scalar));
+        const Act yr = ref.matmul(w.t, ref.input(x, {n_in, n_tok, 1, 1}));
+        const Act yc = cpu.matmul(w.t, cpu.input(x, {n_in, n_tok, 1, 1}));
+        EXPECT_LE(nmse(cpu.data(yc), ref.data(yr)), 1e-12) << type_name(type);
+    }
+}
+
+TEST(CpuOps, DecodeEqualsBatchedColumns) {
+    // A token's logits must not depend on the micro-batch it is in (bit for bit).
+    for (GgmlType type :
+         {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::F32}) {
+        const int64_t n_in = 512, n_out = 45, n_tok = 11;
+        const Weight w = make_weight(type, n_in, n_out, 9);
+        const std::vector<float> x = random_floats(size_t(n_in * n_tok), 10);
+        CpuOps cpu(3);
+        const Act all = cpu.matmul(w.t, cpu.input(x, {n_in, n_tok, 1, 1}));
+        const std::vector<float> batched(cpu.data(all).begin(), cpu.data(all).end());
+        for (int64_t t = 0; t < n_tok; ++t) {
+            const Act one =
+                cpu.matmul(w.t, cpu.input(std::span(x).subspan(size_t(t * n_in), size_t(n_in)), {n_in, 1, 1, 1}));
+            for (int64_t o = 0; o < n_out; ++o)
+                ASSERT_EQ(cpu.data(one)[size_t(o)], batched[size_t(t * n_out + o)])
+                    << type_name(type) << " token " << t;
+        }
+    }
+}
+
+Tensor f32_tensor(const std::vector<float>& v) {
+    Tensor t;
+    t.type = GgmlType::F32;
+    t.n_dims = 1;
+    t.ne = {int64_t(v.size()), 1, 1, 1};
+    t.nb = contiguous_strides(GgmlType::F32, t.ne);
+    t.data = v.data();
+    return t;
+}
+
+TEST(CpuOps, ElementWiseNormRopeSoftmaxMatchReference) {
+    for (int n_threads : {1, 3}) {
+        ReferenceOps ref;
+        CpuOps cpu(n_threads);
+        const std::array<int64_t, kMaxDims> ne{96, 5, 33, 1};
+        const size_t n = 96 * 5 * 33;
+        const std::vector<float> a = random_floats(n, 1), b = random_floats(n, 2), wv = random_floats(96, 3);
+        const Tensor wt = f32_tensor(wv);
+        auto check = [&](const char* what, Act r, Act c, double tol) {
+            ASSERT_EQ(r.ne, c.ne) << what;
+            EXPECT_LE(nmse(cpu.data(c), ref.data(r)), tol) << what << " threads " << n_threads;
+        };
+        const Act ra = ref.input(a, ne), rb = ref.input(b, ne);
+        const Act ca = cpu.input(a, ne), cb = cpu.input(b, ne);
+        check("add", ref.add(ra, rb), cpu.add(ca, cb), 0);
+        check("mul", ref.mul(ra, rb), cpu.mul(ca, cb), 0);
+        check("scale", ref.scale(ra, 0.3f), cpu.scale(ca, 0.3f), 0);
+        check("silu", ref.silu(ra), cpu.silu(ca), 1e-12);
+        check("gelu", ref.gelu(ra), cpu.gelu(ca), 1e-12);
+        check("swiglu", ref.swiglu(ra, rb), cpu.swiglu(ca, cb), 1e-12);
+        check("geglu", ref.geglu(ra, rb), cpu.geglu(ca, cb), 1e-12);
+        check("rms_norm", ref.rms_norm(ra, &wt, 1e-5f), cpu.rms_norm(ca, &wt, 1e-5f), 1e-12);
+        check("rms_norm no weight", ref.rms_norm(ra, nullptr, 1e-6f), cpu.rms_norm(ca, nullptr, 1e-6f), 1e-12);
+        check("softmax", ref.softmax(ra, 0.7f), cpu.softmax(ca, 0.7f), 1e-12);
+        check("rows", ref.rows(backend::reshape(ra, {96, 165, 1, 1}), 17, 40),
+              cpu.rows(backend::reshape(ca, {96, 165, 1, 1}), 17, 40), 0);
+        std::vector<int32_t> pos(33);
+        for (int i = 0; i < 33; ++i) pos[size_t(i)] = 1000 + 37 * i;
+        const std::vector<float> ff = {1.0f, 1.5f, 2.0f, 4.0f, 8.0f, 1.0f, 1.0f, 3.0f};
+        const Tensor fft = f32_tensor(ff);
+        for (auto mode : {backend::RopeMode::Normal, backend::RopeMode::Neox}) {
+            const backend::RopeParams p{.mode = mode, .n_rot = 64, .freq_base = 500000.0f, .freq_scale = 0.5f};
+            check("rope", ref.rope(ra, pos, p), cpu.rope(ca, pos, p), 1e-12);
+            const backend::RopeParams pf{.mode = mode, .n_rot = 16, .freq_base = 10000.0f, .freq_factors = &fft};
+            check("rope partial + freq factors", ref.rope(ra, pos, pf), cpu.rope(ca, pos, pf), 1e-12);
+        }
+        EXPECT_EQ(ref.top_k(backend::reshape(ra, {96, 165, 1, 1}), 5),
+                  cpu.top_k(backend::reshape(ca, {96, 165, 1, 1}), 5));
+    }
+}
+
+TEST(CpuOps, GetRowsEveryType) {
+    for (GgmlType type : weight_types()) {
+        const quant::FormatTraits* f = quant::find_format(type);
+        const int64_t n = f->block_size == 1 ? 40 : 2 * f->block_size;
+        const Weight w = make_weight(type, n, 23, 4);
+        const std::vector<int32_t> ids = {0, 22, 5, 5, 11};
+        ReferenceOps ref;
+        CpuOps cpu(2);
+        EXPECT_LE(nmse(cpu.data(cpu.get_rows(w.t, ids)), ref.data(ref.get_rows(w.t, ids))), 0) << type_name(type);
+    }
+}
+
+struct AttnCase {
+    int64_t n_head, n_head_kv, dk, dv, n_past, n_tok, n_swa;
+    GgmlType cache;
+    int n_threads;
+};
+
+class CpuAttention : public ::testing::TestWithParam<AttnCase> {};
+
+TEST_P(CpuAttention, MatchesReference) {
+    const AttnCase c = GetParam();
+    const int64_t n_ctx = c.n_past + c.n_tok + 3, n_kv = c.n_past + c.n_tok;
+    ReferenceOps ref;
+    CpuOps cpu(c.n_threads);
+    const backend::KvHandle kr = ref.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache});
+    const backend::KvHandle kc = cpu.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache});
+    const std::vector<float> k = random_floats(size_t(n_kv * c.n_head_kv * c.dk), 21);
+    const std::vector<float> v = random_floats(size_t(n_kv * c.n_head_kv * c.dv), 22);
+    const std::vector<float> q = random_floats(size_t(c.n_tok * c.n_head * c.dk), 23);
+    const std::array<int64_t, kMaxDims> kne{c.dk, c.n_head_kv, n_kv, 1}, vne{c.dv, c.n_head_kv, n_kv, 1};
+    ref.kv_write(kr, ref.input(k, kne), ref.input(v, vne), 0);
+    cpu.kv_write(kc, cpu.input(k, kne), cpu.input(v, vne), 0);
+    std::vector<int32_t> pos(static_cast<size_t>(c.n_tok));
+    for (int64_t t = 0; t < c.n_tok; ++t) pos[size_t(t)] = int32_t(c.n_past + t);
+    const float scale = 1.0f / std::sqrt(float(c.dk));
+    const backend::AttnParams p{.kq_scale = scale, .n_kv = n_kv, .n_swa = c.n_swa};
+    const Act yr = ref.attention(ref.input(q, {c.dk, c.n_head, c.n_tok, 1}), kr, pos, p);
+    const Act yc = cpu.attention(cpu.input(q, {c.dk, c.n_head, c.n_tok, 1}), kc, pos, p);
+    ASSERT_EQ(yr.ne, yc.ne);
+    EXPECT_LE(nmse(cpu.data(yc), ref.data(yr)), 1e-10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuAttention,
+                         ::testing::Values(AttnCase{4, 2, 64, 64, 0, 7, 0, GgmlType::F16, 1},
+                                           AttnCase{6, 2, 32, 48, 9, 1, 0, GgmlType::F32, 3},
+                                           AttnCase{8, 1, 128, 128, 100, 1, 0, GgmlType::F16, 2},
+                                           AttnCase{9, 3, 64, 64, 50, 90, 0, GgmlType::F16, 3},
+                                           AttnCase{4, 4, 16, 16, 20, 40, 13, GgmlType::F32, 2},
+                                           AttnCase{4, 2, 64, 64, 0, 200, 70, GgmlType::F16, 3}));
+
+}  // namespace
+}  // namespace ferry::cpu_test
+
+namespace ferry::cpu_test {
+namespace {
+
+// The pool the CPU backend runs on: every index covered exactly once, over many back-to-back jobs
+// (workers that start late or sleep between jobs must not lose one), odd thread counts included.
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+    for (int n_threads : {1, 2, 3, 5}) {
+        ThreadPool pool(n_threads);
+        EXPECT_EQ(pool.size(), n_threads);
+        for (int job = 0; job < 300; ++job) {
+            const int64_t n = 1 + job * 7 % 257, grain = 1 + job % 5;
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+            pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+                EXPECT_TRUE(0 <= b && b < e && e <= n);
+                if (pool.size() > 1 && n > grain) {
+                    EXPECT_LE(e - b, grain);
+                }
+                for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1, std::memory_order_relaxed);
+            });
+            for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << "job " << job << " index " << i;
+        }
+    }
+    EXPECT_GE(ThreadPool(0).size(), 1);
+}
+
+}  // namespace
+}  // namespace ferry::cpu_test

@@ -1,0 +1,187 @@
+// Every SIMD kernel table entry against the scalar reference on seeded random data:
+//   - activation quantizers (Q8_0, Q8_1, Q8_K) bit for bit, including blocks of zeros, ties at .5
+//     and repeated maxima of both signs;
+//   - gemm tiles against the format's scalar vec_dot by NMSE, with guard values around a strided
+//     output, for awkward row and column counts; and per column bit for bit equal whatever the tile
+//     width (so token-by-token decode equals batched prefill);
+//   - the vector helpers of attention.
+// Runs for each instruction set this CPU supports (AVX2, AVX-512); the others are skipped.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "cpu_test_util.h"
+#include "quant/kernels.h"
+
+namespace ferry::cpu_test {
+namespace {
+
+using quant::Isa;
+using quant::KernelTable;
+
+class Kernels : public ::testing::TestWithParam<Isa> {
+protected:
+    void SetUp() override {
+        table_ = quant::kernels_for(GetParam());
+        if (table_ == nullptr) GTEST_SKIP() << quant::isa_name(GetParam()) << " not supported on this CPU";
+    }
+    const KernelTable* table_ = nullptr;
+};
+
+// Inputs that stress the quantizers: normal data, exact zeros, values on rounding ties, equal
+// magnitudes of both signs competing for the maximum, tiny and huge scales.
+std::vector<float> quantizer_input(int64_t n, uint32_t seed) {
+    std::vector<float> x = random_floats(size_t(n), seed);
+    std::mt19937 rng(seed + 1);
+    for (int64_t b = 0; b < n / 32; ++b) {
+        float* xb = x.data() + b * 32;
+        switch (rng() % 6) {
+            case 0: std::fill(xb, xb + 32, 0.0f); break;
+            case 1:  // amax 127 * k: quants are exact ties x.5 for odd halves
+                for (int j = 0; j < 32; ++j) xb[j] = float(int(rng() % 255) - 127) + (j % 2 ? 0.5f : 0.0f);
+                xb[0] = 127.0f;
+                break;
+            case 2:  // both signs of the maximum
+                xb[3] = 4.0f;
+                xb[7] = -4.0f;
+                break;
+            case 3:
+                for (int j = 0; j < 32; ++j) xb[j] *= 1e-30f;
+                break;
+            case 4:
+                for (int j = 0; j < 32; ++j) xb[j] *= 1e4f;
+                break;
+            default: break;
+        }
+    }
+    return x;
+}
+
+TEST_P(Kernels, QuantizersAreBitExact) {
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) {
+        const quant::FormatTraits* f = quant::find_format(t);
+        const quant::QuantizeFn fast = table_->quantize_for(t);
+        ASSERT_NE(fast, nullptr) << type_name(t);
+        for (int64_t n : {256, 512, 4096}) {
+            for (uint32_t seed = 1; seed <= 20; ++seed) {
+                const std::vector<float> x = quantizer_input(n, seed * 7 + uint32_t(n));
+                const size_t bytes = size_t(n / f->block_size * f->type_size);
+                std::vector<uint8_t> want(bytes, 0xAA), got(bytes, 0x55);
+                f->quantize_row(x.data(), want.data(), n);
+                fast(x.data(), got.data(), n);
+                ASSERT_EQ(std::memcmp(want.data(), got.data(), bytes), 0)
+                    << type_name(t) << " n=" << n << " seed=" << seed;
+            }
+        }
+    }
+}
+
+// Activations for weight type w: the reference quantizer's blocks (or f32, rounded for F16 / BF16).
+std::vector<uint8_t> make_act(GgmlType w, int64_t n, int64_t nc, uint32_t seed, size_t* stride) {
+    const quant::FormatTraits* af = quant::find_format(quant::find_format(w)->vec_dot_type);
+    *stride = size_t(n / af->block_size * af->type_size);
+    std::vector<uint8_t> out(*stride * size_t(nc));
+    std::vector<float> x = random_floats(size_t(n * nc), seed);
+    for (float& v : x) {
+        if (w == GgmlType::F16) v = fp16_to_fp32(fp32_to_fp16(v));
+        if (w == GgmlType::BF16) v = bf16_to_fp32(fp32_to_bf16(v));
+    }
+    for (int64_t c = 0; c < nc; ++c) af->quantize_row(x.data() + c * n, out.data() + size_t(c) * *stride, n);
+    return out;
+}
+
+TEST_P(Kernels, GemmMatchesScalarVecDot) {
+    constexpr float kGuard = 12345.0f;
+    int n_fast = 0;
+    for (GgmlType type : weight_types()) {
+        const quant::GemmFn fast = table_->gemm_for(type);
+        if (fast == nullptr) continue;
+        ++n_fast;
+        const quant::FormatTraits* f = quant::find_format(type);
+        const std::vector<int64_t> lengths = f->block_size == 256
+                                                 ? std::vector<int64_t>{256, 768}
+                                                 : std::vector<int64_t>{32, 96, 256, 40 * f->block_size};
+        for (int64_t n : lengths) {
+            if (f->block_size == 1 && n == 32) n = 37;  // a float row with a scalar tail
+            for (auto [nr, nc] : {std::pair<int64_t, int64_t>{1, 1}, {5, 1}, {3, 7}, {9, 12}, {2, 17}}) {
+                const Weight w = make_weight(type, n, nr, uint32_t(n + nr));
+                size_t a_stride = 0;
+                const std::vector<uint8_t> act = make_act(type, n, nc, uint32_t(n * 3 + nc), &a_stride);
+                // Output with ldy > nr and guard values before, between and after.
+                const int64_t ldy = nr + 3, pad = 8;
+                std::vector<float> y(size_t(pad + ldy * nc + pad), kGuard);
+                const quant::GemmArgs g{.n = n,
+                                        .w = w.bytes.data(),
+                                        .w_stride = size_t(w.row_bytes),
+                                        .nr = nr,
+                                        .a = act.data(),
+                                        .a_stride = a_stride,
+                                        .nc = nc,
+                                        .y = y.data() + pad,
+                                        .ldy = ldy};
+                fast(g);
+                std::vector<float> got, want;
+                for (int64_t c = 0; c < nc; ++c) {
+                    for (int64_t r = 0; r < nr; ++r) {
+                        got.push_back(y[size_t(pad + c * ldy + r)]);
+                        want.push_back(
+                            f->vec_dot(n, w.bytes.data() + r * w.row_bytes, act.data() + size_t(c) * a_stride));
+                    }
+                    for (int64_t r = nr; r < ldy; ++r) ASSERT_EQ(y[size_t(pad + c * ldy + r)], kGuard) << "gap written";
+                }
+                for (int64_t i = 0; i < pad; ++i) {
+                    ASSERT_EQ(y[size_t(i)], kGuard) << "wrote before the output";
+                    ASSERT_EQ(y[y.size() - 1 - size_t(i)], kGuard) << "wrote after the output";
+                }
+                EXPECT_LE(nmse(got, want), 1e-10) << type_name(type) << " n=" << n << " nr=" << nr << " nc=" << nc;
+
+                // Column by column: bit-identical to the batched tile.
+                for (int64_t c = 0; c < nc; ++c) {
+                    std::vector<float> one(size_t(nr), kGuard);
+                    quant::GemmArgs g1 = g;
+                    g1.a = act.data() + size_t(c) * a_stride;
+                    g1.nc = 1;
+                    g1.y = one.data();
+                    fast(g1);
+                    for (int64_t r = 0; r < nr; ++r)
+                        ASSERT_EQ(one[size_t(r)], got[size_t(c * nr + r)]) << type_name(type) << " column " << c;
+                }
+            }
+        }
+    }
+    EXPECT_GE(n_fast, 8);
+}
+
+TEST_P(Kernels, VectorHelpers) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+    for (int64_t n : {1, 7, 64, 100, 257}) {
+        const std::vector<float> x = random_floats(size_t(n), 1), z = random_floats(size_t(n), 2);
+        std::vector<uint16_t> h(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) h[size_t(i)] = fp32_to_fp16(x[size_t(i)]);
+        EXPECT_NEAR(table_->dot_f32(n, x.data(), z.data()), s.dot_f32(n, x.data(), z.data()), 1e-4 * double(n));
+        EXPECT_NEAR(table_->dot_f16_f32(n, h.data(), z.data()), s.dot_f16_f32(n, h.data(), z.data()), 1e-4 * double(n));
+        std::vector<float> a = z, b = z;
+        table_->mad_f32(n, a.data(), x.data(), 0.7f);
+        s.mad_f32(n, b.data(), x.data(), 0.7f);
+        EXPECT_LE(nmse(a, b), 1e-12);
+        table_->mad_f16(n, a.data(), h.data(), -1.3f);
+        s.mad_f16(n, b.data(), h.data(), -1.3f);
+        EXPECT_LE(nmse(a, b), 1e-12);
+        table_->scale_f32(n, a.data(), 0.25f);
+        s.scale_f32(n, b.data(), 0.25f);
+        EXPECT_LE(nmse(a, b), 1e-12);
+        std::vector<float> big = random_floats(size_t(n), 3, 3e4f), r1(static_cast<size_t>(n)),
+                           r2(static_cast<size_t>(n));
+        table_->round_f16(n, big.data(), r1.data());
+        s.round_f16(n, big.data(), r2.data());
+        EXPECT_EQ(std::memcmp(r1.data(), r2.data(), size_t(n) * 4), 0) << "round_f16 n=" << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, Kernels, ::testing::Values(Isa::Avx2, Isa::Avx512),
+                         [](const auto& info) { return std::string(quant::isa_name(info.param)); });
+
+}  // namespace
+}  // namespace ferry::cpu_test
