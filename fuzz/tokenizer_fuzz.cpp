@@ -13,8 +13,8 @@ namespace {
 
 std::vector<ferry::text::Vocab> load_vocabs() {
     std::vector<ferry::text::Vocab> vocabs;
-    for (const char* path : {"tests/data/tokenizer/smollm2-135m.vocab.gguf",
-                             "tests/data/tokenizer/golden/ggml-vocab-llama-spm.gguf"}) {
+    for (const char* path :
+         {"tests/data/tokenizer/smollm2-135m.vocab.gguf", "tests/data/tokenizer/golden/ggml-vocab-llama-spm.gguf"}) {
         auto file = ferry::gguf::File::open(path);
         if (!file.ok()) continue;
         auto vocab = ferry::text::Vocab::from_gguf(*file);

@@ -4,7 +4,6 @@
 #include "cli/options.h"
 #include "core/log.h"
 
-
 int main(int argc, char** argv) {
     const ferry::cli::CommandLine cl{.commands = ferry::cli::subcommands()};
     ferry::cli::ParseOutcome parsed = ferry::cli::parse_args(argc, argv, cl);

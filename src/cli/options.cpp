@@ -1,8 +1,8 @@
 #include "cli/options.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -187,7 +187,8 @@ std::span<const Option> options() {
                 FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
                 return {};
             },
-            .show_default = [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
+            .show_default =
+                [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
         },
         {
             .group = "compute",
@@ -521,7 +522,8 @@ Result<float> parse_float(std::string_view text, double min, double max) {
     const double v = std::strtod(s.c_str(), &end);
     if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v))
         return make_error("expected a number");
-    if (v < min || v > max) return make_error("expected a number from " + format_float(min) + " to " + format_float(max));
+    if (v < min || v > max)
+        return make_error("expected a number from " + format_float(min) + " to " + format_float(max));
     return float(v);
 }
 

@@ -60,7 +60,8 @@ Result<std::vector<float>> Session::decode(int32_t token) {
 
 Status Session::truncate(int64_t n) {
     if (n < 0 || n > n_past_)
-        return make_error("cannot keep " + std::to_string(n) + " positions: the session holds " + std::to_string(n_past_));
+        return make_error("cannot keep " + std::to_string(n) + " positions: the session holds " +
+                          std::to_string(n_past_));
     n_past_ = n;
     return {};
 }

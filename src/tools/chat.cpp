@@ -65,7 +65,8 @@ int run_chat(const Params& params) {
     Conversation conv;
     if (!params.system_prompt.empty()) conv.messages.push_back({{"role", "system"}, {"content", params.system_prompt}});
     std::atomic<bool>& stop = interrupt_flag();
-    std::fprintf(stderr, "ferry chat: type a message; /exit or Ctrl-D quits, /clear starts over, Ctrl-C stops an answer\n");
+    std::fprintf(stderr,
+                 "ferry chat: type a message; /exit or Ctrl-D quits, /clear starts over, Ctrl-C stops an answer\n");
 
     while (true) {
         std::fputs("\n> ", stdout);
@@ -115,13 +116,14 @@ int run_chat(const Params& params) {
         std::string answer;
         std::vector<int32_t> generated;
         const GenerateLimits limits{.n_predict = params.n_predict, .stop = &stop};
-        const auto stats = generate(*engine, *sampler, std::span<const int32_t>(*tokens).subspan(keep), params, limits,
-                                    [&](std::string_view piece) {
-                                        answer += piece;
-                                        std::fwrite(piece.data(), 1, piece.size(), stdout);
-                                        std::fflush(stdout);
-                                    },
-                                    &generated);
+        const auto stats = generate(
+            *engine, *sampler, std::span<const int32_t>(*tokens).subspan(keep), params, limits,
+            [&](std::string_view piece) {
+                answer += piece;
+                std::fwrite(piece.data(), 1, piece.size(), stdout);
+                std::fflush(stdout);
+            },
+            &generated);
         if (!stats.ok()) {
             std::fprintf(stderr, "\nferry chat: %s\n", stats.error().message.c_str());
             conv.messages.erase(conv.messages.end() - 1);

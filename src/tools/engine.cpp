@@ -35,8 +35,8 @@ std::string describe_weights(const gguf::File& file, const std::string& arch) {
         types += buf;
     }
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%s, %.2f M params, %s, %.1f MiB", arch.c_str(), double(params) / 1e6,
-                  types.c_str(), double(bytes) / (1 << 20));
+    std::snprintf(buf, sizeof buf, "%s, %.2f M params, %s, %.1f MiB", arch.c_str(), double(params) / 1e6, types.c_str(),
+                  double(bytes) / (1 << 20));
     return buf;
 }
 
@@ -129,9 +129,10 @@ Result<GenerateStats> generate(Engine& engine, runtime::Sampler& sampler, std::s
 
 std::string format_stats(const GenerateStats& s) {
     char buf[200];
-    std::snprintf(buf, sizeof buf, "prompt: %d tokens in %.1f ms (%.1f t/s) | generation: %d tokens in %.1f ms (%.1f t/s)",
-                  s.n_prompt, s.prompt_ms, s.prompt_ms > 0 ? 1e3 * s.n_prompt / s.prompt_ms : 0.0, s.n_generated,
-                  s.generate_ms, s.generate_ms > 0 ? 1e3 * s.n_generated / s.generate_ms : 0.0);
+    std::snprintf(buf, sizeof buf,
+                  "prompt: %d tokens in %.1f ms (%.1f t/s) | generation: %d tokens in %.1f ms (%.1f t/s)", s.n_prompt,
+                  s.prompt_ms, s.prompt_ms > 0 ? 1e3 * s.n_prompt / s.prompt_ms : 0.0, s.n_generated, s.generate_ms,
+                  s.generate_ms > 0 ? 1e3 * s.n_generated / s.generate_ms : 0.0);
     return buf;
 }
 

@@ -34,7 +34,7 @@ struct Engine {
 Result<Engine> load_engine(const Params& params, const char* tool);
 
 struct GenerateLimits {
-    int n_predict = -1;       // -1: until end of generation or a full context
+    int n_predict = -1;  // -1: until end of generation or a full context
     bool ignore_eos = false;
     const std::atomic<bool>* stop = nullptr;  // set (e.g. by Ctrl-C) to end early
 };

@@ -34,13 +34,15 @@ int run_run(const Params& params) {
     auto sampler = runtime::Sampler::create(params.sampling, engine->vocab->n_tokens(), engine->session->n_ctx());
     if (!sampler.ok()) return fail(sampler.error().message);
 
-    const GenerateLimits limits{.n_predict = params.n_predict, .ignore_eos = params.ignore_eos, .stop = &interrupt_flag()};
-    const auto stats = generate(*engine, *sampler, *tokens, params, limits,
-                                [](std::string_view piece) {
-                                    std::fwrite(piece.data(), 1, piece.size(), stdout);
-                                    std::fflush(stdout);
-                                },
-                                nullptr);
+    const GenerateLimits limits{
+        .n_predict = params.n_predict, .ignore_eos = params.ignore_eos, .stop = &interrupt_flag()};
+    const auto stats = generate(
+        *engine, *sampler, *tokens, params, limits,
+        [](std::string_view piece) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        },
+        nullptr);
     std::fputs("\n", stdout);
     if (!stats.ok()) return fail(stats.error().message);
     std::fprintf(stderr, "ferry run: %s%s | seed %u\n", format_stats(*stats).c_str(),

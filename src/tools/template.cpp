@@ -1,12 +1,13 @@
 // ferry template: the exact prompt a chat template makes of a conversation, as transformers'
 // apply_chat_template(tokenize=False) would render it. Prints the bytes and nothing else.
+#include "text/jinja/template.h"
+
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "gguf/reader.h"
-#include "text/jinja/template.h"
 #include "text/tokenizer/vocab.h"
 #include "tools/model_path.h"
 #include "tools/tools.h"
@@ -79,9 +80,12 @@ Result<text::ChatTemplateInputs> inputs(const Params& params) {
         if (!special.is_object()) return make_error("--special-tokens: expected a JSON object");
         for (const auto& [key, value] : special.items()) {
             if (!value.is_string()) return make_error("--special-tokens: '" + key + "' must be a string");
-            if (key == "bos_token") in.bos_token = value.get<std::string>();
-            else if (key == "eos_token") in.eos_token = value.get<std::string>();
-            else in.extra_kwargs[key] = value;
+            if (key == "bos_token")
+                in.bos_token = value.get<std::string>();
+            else if (key == "eos_token")
+                in.eos_token = value.get<std::string>();
+            else
+                in.extra_kwargs[key] = value;
         }
     }
     if (!params.chat_template_kwargs.empty()) {
@@ -97,8 +101,8 @@ Result<std::tm> parse_time(const std::string& text) {
     std::tm tm{};
     int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
     char sep = ' ';
-    const int n = std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &sep, &hour, &minute,
-                              &second);
+    const int n =
+        std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &sep, &hour, &minute, &second);
     const bool shape = n == 3 || ((n == 6 || n == 7) && (sep == ' ' || sep == 'T'));
     if (!shape || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
         return make_error("--template-now: expected \"YYYY-MM-DD[ HH:MM[:SS]]\", got '" + text + "'");

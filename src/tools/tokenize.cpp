@@ -5,7 +5,6 @@
 #include <string>
 
 #include "core/log.h"
-
 #include "gguf/reader.h"
 #include "text/tokenizer/vocab.h"
 #include "tools/model_path.h"
@@ -41,7 +40,8 @@ int fail(const std::string& message) {
 
 int run_tokenize(const Params& params) {
     if (!params.prompt.empty() && !params.prompt_file.empty()) return fail("give the text with -p or -f, not both");
-    if (params.prompt.empty() && params.prompt_file.empty()) return fail("nothing to tokenize: give -p TEXT or -f FILE");
+    if (params.prompt.empty() && params.prompt_file.empty())
+        return fail("nothing to tokenize: give -p TEXT or -f FILE");
     std::string text = params.prompt;
     if (!params.prompt_file.empty()) {
         auto content = read_text_file(params.prompt_file);

@@ -199,8 +199,7 @@ TEST_F(Cli, RepeatedFlagLastWins) {
 }
 
 TEST_F(Cli, PositionalArgs) {
-    EXPECT_EQ(ok({"echo", "hello", "--log-disable", "world"}).positional,
-              (std::vector<std::string>{"hello", "world"}));
+    EXPECT_EQ(ok({"echo", "hello", "--log-disable", "world"}).positional, (std::vector<std::string>{"hello", "world"}));
     EXPECT_EQ(ok({"echo", "--", "-t", "-"}).positional, (std::vector<std::string>{"-t", "-"}));
     EXPECT_NE(error({"run", "hello"}).find("hello"), std::string::npos);
 }
@@ -236,7 +235,8 @@ TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
 
 TEST_F(Cli, FlagOfAnotherSubcommand) {
     std::string e = error({"inspect", "x.gguf", "-t", "4"});
-    EXPECT_EQ(e, "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat); see 'ferry inspect --help'\n");
+    EXPECT_EQ(e,
+              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat); see 'ferry inspect --help'\n");
     e = error({"run", "--tensors"});
     EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
 }
@@ -372,7 +372,8 @@ TEST_F(Cli, TopLevel) {
     EXPECT_NE(error({"help", "rnu"}).find("(did you mean 'run'?)"), std::string::npos);
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
-    EXPECT_NE(error({"-m", "x.gguf", "inspect"}).find("'-m' must follow a subcommand (it is for: inspect, run, chat, tokenize, template)"),
+    EXPECT_NE(error({"-m", "x.gguf", "inspect"})
+                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, tokenize, template)"),
               std::string::npos);
 }
 
