@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -73,14 +74,23 @@ struct RopeParams {
     const Tensor* freq_factors = nullptr;  // (optional) F32 {n_rot / 2}: theta_i is divided by it (Llama 3)
 };
 
-// Per-layer KV storage: K and V of n_head_kv heads for n_ctx positions, in `type` (F32 or F16 here).
+// Per-layer KV storage: K and V of n_head_kv heads for n_ctx positions, K in `type_k` and V in
+// `type_v`, each one of kv_cache_type_supported(). A cache row (one head's values at one position)
+// is stored as whole blocks of its type, so head_dim_k / head_dim_v must be multiples of the type's
+// block size (kv_layer_error says why a spec is invalid).
 struct KvLayerSpec {
     int64_t n_ctx = 0;
     int64_t n_head_kv = 0;
     int64_t head_dim_k = 0;
     int64_t head_dim_v = 0;
-    GgmlType type = GgmlType::F16;
+    GgmlType type_k = GgmlType::F16;
+    GgmlType type_v = GgmlType::F16;
 };
+
+// The KV cache types (llama.cpp's -ctk / -ctv): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL.
+bool kv_cache_type_supported(GgmlType type);
+// Empty if every backend can create `spec`; otherwise a message naming the offending type and head size.
+std::string kv_layer_error(const KvLayerSpec& spec);
 
 struct KvHandle {
     int32_t id = -1;

@@ -1,6 +1,7 @@
 #include "cli/options.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -189,6 +190,46 @@ std::span<const Option> options() {
             },
             .show_default =
                 [](const Params& p) { return p.threads < 0 ? std::string("auto") : std::to_string(p.threads); },
+        },
+        {
+            .group = "context",
+            .names = {"-ctk", "--cache-type-k"},
+            .hint = "TYPE",
+            .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl",
+            .env = "FERRY_ARG_CACHE_TYPE_K",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
+                return {};
+            },
+            .show_default = [](const Params& p) { return lowercase_type(p.cache_type_k); },
+        },
+        {
+            .group = "context",
+            .names = {"-ctv", "--cache-type-v"},
+            .hint = "TYPE",
+            .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
+            .env = "FERRY_ARG_CACHE_TYPE_V",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
+                return {};
+            },
+            .show_default = [](const Params& p) { return lowercase_type(p.cache_type_v); },
+        },
+        {
+            .group = "context",
+            .names = {"-fa", "--flash-attn"},
+            .hint = "on|off|auto",
+            .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache",
+            .env = "FERRY_ARG_FLASH_ATTN",
+            .commands = cmd::run | cmd::chat,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v != "on" && v != "off" && v != "auto") return make_error("expected on, off or auto");
+                p.flash_attn = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.flash_attn; },
         },
         {
             .group = "compute",
@@ -541,6 +582,23 @@ std::string format_float(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", v);
     return buf;
+}
+
+Result<GgmlType> parse_cache_type(std::string_view text) {
+    static constexpr GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
+                                          GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                                          GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL};
+    const auto t = type_from_name(text);
+    for (GgmlType k : kTypes) {
+        if (t && *t == k) return k;
+    }
+    return make_error("expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl");
+}
+
+std::string lowercase_type(GgmlType type) {
+    std::string s(type_name(type));
+    for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
 }
 
 Result<bool> parse_bool(std::string_view text) {

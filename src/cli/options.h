@@ -135,6 +135,10 @@ Result<long long> parse_int64(std::string_view text, long long min, long long ma
 // "%g" of a number, for defaults in --help.
 std::string format_float(double v);
 
+// A KV cache type as llama.cpp's -ctk/-ctv spell it ("q8_0", "f16"), and back in lower case.
+Result<GgmlType> parse_cache_type(std::string_view text);
+std::string lowercase_type(GgmlType type);
+
 // 1/0, true/false, on/off, yes/no, case-insensitive (for switches set from the environment).
 Result<bool> parse_bool(std::string_view text);
 

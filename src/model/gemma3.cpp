@@ -51,10 +51,10 @@ class Gemma3Model final : public Model {
 public:
     static Result<std::unique_ptr<Model>> load(const gguf::File& file);
 
-    std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type) const override {
+    std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type_k, GgmlType type_v) const override {
         const DenseHparams& h = hp_.d;
         return std::vector<backend::KvLayerSpec>(size_t(h.n_layer),
-                                                 {n_ctx, h.n_head_kv, h.head_dim, h.head_dim_v, type});
+                                                 {n_ctx, h.n_head_kv, h.head_dim, h.head_dim_v, type_k, type_v});
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;

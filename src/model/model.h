@@ -43,7 +43,7 @@ public:
     const ModelInfo& info() const { return info_; }
 
     // The KV layers this model needs for a context of n_ctx positions, one per layer.
-    virtual std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type) const = 0;
+    virtual std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type_k, GgmlType type_v) const = 0;
 
     // Runs one micro-batch. kv has one handle per layer, created from kv_layers(). Returns logits
     // {n_vocab, n_out}, n_out = tokens.size() or 1. PRECONDITION: pos0 + tokens.size() <= the KV n_ctx.

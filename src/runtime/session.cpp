@@ -12,11 +12,11 @@ Result<Session> Session::create(const model::Model& model, backend::Ops& ops, co
     if (p.n_ctx <= 0) return make_error("context size: the model gives no context_length; set one");
     if (p.n_ctx > INT32_MAX) return make_error("context size " + std::to_string(p.n_ctx) + " is too large");
     if (p.n_ubatch <= 0) return make_error("micro-batch size " + std::to_string(p.n_ubatch) + " must be positive");
-    if (p.kv_type != GgmlType::F16 && p.kv_type != GgmlType::F32)
-        return make_error("KV cache type " + std::string(type_name(p.kv_type)) + " is not supported yet (f16, f32)");
+    const std::vector<backend::KvLayerSpec> specs = model.kv_layers(p.n_ctx, p.kv_type_k, p.kv_type_v);
+    for (const backend::KvLayerSpec& spec : specs)
+        if (std::string err = backend::kv_layer_error(spec); !err.empty()) return make_error(err);
     Session s(model, ops, p);
-    for (const backend::KvLayerSpec& spec : model.kv_layers(p.n_ctx, p.kv_type))
-        s.kv_.push_back(ops.new_kv_layer(spec));
+    for (const backend::KvLayerSpec& spec : specs) s.kv_.push_back(ops.new_kv_layer(spec));
     return s;
 }
 

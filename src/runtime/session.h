@@ -18,9 +18,12 @@
 namespace ferry::runtime {
 
 struct SessionParams {
-    int64_t n_ctx = 0;                 // positions the KV cache holds; 0 = the model's training context
-    int64_t n_ubatch = 512;            // tokens per forward call
-    GgmlType kv_type = GgmlType::F16;  // F16 or F32
+    int64_t n_ctx = 0;       // positions the KV cache holds; 0 = the model's training context
+    int64_t n_ubatch = 512;  // tokens per forward call
+    // KV cache types of K and V (llama.cpp's -ctk / -ctv), each one of backend::kv_cache_type_supported();
+    // a block type needs head sizes that are multiples of its block size.
+    GgmlType kv_type_k = GgmlType::F16;
+    GgmlType kv_type_v = GgmlType::F16;
 };
 
 enum class Logits { Last, All };

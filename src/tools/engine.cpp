@@ -58,19 +58,26 @@ Result<Engine> load_engine(const Params& params, const char* tool) {
     const auto kind = backend::parse_backend(params.backend);
     if (!kind) return make_error("unknown backend '" + params.backend + "' (cpu, reference)");
     e.ops = backend::make_ops(*kind, params.threads);
+    const bool quantized_v = type_info(params.cache_type_v).quantized;
+    if (params.flash_attn == "off" && quantized_v)
+        return make_error("quantized V cache was requested (-ctv " + std::string(type_name(params.cache_type_v)) +
+                          "), but this requires flash attention (-fa on or auto)");
     runtime::SessionParams sp;
     sp.n_ctx = params.ctx_size;
     sp.n_ubatch = params.n_ubatch;
+    sp.kv_type_k = params.cache_type_k;
+    sp.kv_type_v = params.cache_type_v;
     FERRY_ASSIGN(runtime::Session session, runtime::Session::create(*e.model, *e.ops, sp));
     e.session = std::make_unique<runtime::Session>(std::move(session));
 
     const int threads = *kind == backend::BackendKind::Reference ? 1
                         : params.threads > 0                     ? params.threads
                                                                  : physical_cores();
-    std::fprintf(stderr, "%s: %s | %s | ctx %" PRId64 ", KV f16 | backend %s, %d thread%s | loaded in %.0f ms (%s)\n",
+    std::fprintf(stderr, "%s: %s | %s | ctx %" PRId64 ", KV %s/%s | backend %s, %d thread%s | loaded in %.0f ms (%s)\n",
                  tool, e.path.c_str(), describe_weights(*e.file, e.model->info().arch).c_str(), e.session->n_ctx(),
-                 backend::backend_name(*kind), threads, threads == 1 ? "" : "s", ms_since(t0),
-                 params.no_mmap ? "read into memory" : "mmap");
+                 std::string(type_name(params.cache_type_k)).c_str(),
+                 std::string(type_name(params.cache_type_v)).c_str(), backend::backend_name(*kind), threads,
+                 threads == 1 ? "" : "s", ms_since(t0), params.no_mmap ? "read into memory" : "mmap");
     return e;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ggml_type.h"
 #include "core/log.h"
 #include "runtime/sampling.h"
 
@@ -39,6 +40,15 @@ struct Params {
     // -b, --batch-size N: tokens submitted per prefill call; -ub, --ubatch-size N: tokens per forward.
     int n_batch = 2048;
     int n_ubatch = 512;
+
+    // -ctk, --cache-type-k TYPE / -ctv, --cache-type-v TYPE: KV cache storage types (f32, f16, bf16,
+    // q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl).
+    GgmlType cache_type_k = GgmlType::F16;
+    GgmlType cache_type_v = GgmlType::F16;
+
+    // -fa, --flash-attn on|off|auto: ferry's attention is always flash-style (online softmax); as in
+    // llama.cpp, "off" forbids a quantized V cache.
+    std::string flash_attn = "auto";
 
     // --backend NAME: "cpu" (default) or "reference" (the scalar oracle, for checking).
     std::string backend = "cpu";

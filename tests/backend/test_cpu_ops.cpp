@@ -4,6 +4,7 @@
 // query heads != KV heads; windows; F16 and F32 caches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -174,8 +175,8 @@ TEST_P(CpuAttention, MatchesReference) {
     const int64_t n_ctx = c.n_past + c.n_tok + 3, n_kv = c.n_past + c.n_tok;
     ReferenceOps ref;
     CpuOps cpu(c.n_threads);
-    const backend::KvHandle kr = ref.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache});
-    const backend::KvHandle kc = cpu.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache});
+    const backend::KvHandle kr = ref.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache, c.cache});
+    const backend::KvHandle kc = cpu.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache, c.cache});
     const std::vector<float> k = random_floats(size_t(n_kv * c.n_head_kv * c.dk), 21);
     const std::vector<float> v = random_floats(size_t(n_kv * c.n_head_kv * c.dv), 22);
     const std::vector<float> q = random_floats(size_t(c.n_tok * c.n_head * c.dk), 23);
@@ -199,6 +200,95 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuAttention,
                                            AttnCase{9, 3, 64, 64, 50, 90, 0, GgmlType::F16, 3},
                                            AttnCase{4, 4, 16, 16, 20, 40, 13, GgmlType::F32, 2},
                                            AttnCase{4, 2, 64, 64, 0, 200, 70, GgmlType::F16, 3}));
+
+// Typed KV caches (llama.cpp's -ctk / -ctv): K and V each in one of the cache types. The CPU backend
+// and the reference dequantize the same bytes, so they agree closely; against an F32 cache the
+// output is off by the types' rounding only.
+struct KvTypeCase {
+    GgmlType k, v;
+};
+
+std::vector<KvTypeCase> kv_type_cases() {
+    const GgmlType all[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,  GgmlType::Q4_0,
+                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL};
+    std::vector<KvTypeCase> cases;
+    for (GgmlType t : all) cases.push_back({t, GgmlType::F16});
+    for (GgmlType t : all)
+        if (t != GgmlType::F16) cases.push_back({GgmlType::F16, t});
+    cases.push_back({GgmlType::Q8_0, GgmlType::Q8_0});
+    cases.push_back({GgmlType::Q4_0, GgmlType::Q4_0});
+    cases.push_back({GgmlType::Q5_1, GgmlType::IQ4_NL});
+    cases.push_back({GgmlType::BF16, GgmlType::F32});
+    return cases;
+}
+
+// The loose bound vs an F32 cache for a type: 8 bits and up, or 4 / 5 bits.
+double kv_type_bound(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32:
+        case GgmlType::F16:
+        case GgmlType::BF16:
+        case GgmlType::Q8_0: return 1e-3;
+        default: return 2e-2;
+    }
+}
+
+class CpuKvTypes : public ::testing::TestWithParam<KvTypeCase> {};
+
+TEST_P(CpuKvTypes, MatchesReferenceAndF32Cache) {
+    const KvTypeCase c = GetParam();
+    const int64_t n_head = 8, n_head_kv = 2, dk = 64, dv = 96, n_past = 75, n_tok = 60;
+    const int64_t n_ctx = n_past + n_tok + 5, n_kv = n_past + n_tok;
+    const std::vector<float> k = random_floats(size_t(n_kv * n_head_kv * dk), 31);
+    const std::vector<float> v = random_floats(size_t(n_kv * n_head_kv * dv), 32);
+    const std::vector<float> q = random_floats(size_t(n_tok * n_head * dk), 33);
+    std::vector<int32_t> pos(static_cast<size_t>(n_tok));
+    for (int64_t t = 0; t < n_tok; ++t) pos[size_t(t)] = int32_t(n_past + t);
+    const backend::AttnParams p{.kq_scale = 1.0f / std::sqrt(float(dk)), .n_kv = n_kv, .n_swa = 0};
+
+    // Two writes (the earlier tokens, then the batch), then attention of the batch.
+    auto run = [&](backend::Ops& ops, GgmlType tk, GgmlType tv) {
+        const backend::KvHandle kv = ops.new_kv_layer({n_ctx, n_head_kv, dk, dv, tk, tv});
+        const int64_t kc = n_head_kv * dk, vc = n_head_kv * dv;
+        ops.kv_write(kv, ops.input(std::span(k).first(size_t(n_past * kc)), {dk, n_head_kv, n_past, 1}),
+                     ops.input(std::span(v).first(size_t(n_past * vc)), {dv, n_head_kv, n_past, 1}), 0);
+        ops.kv_write(kv, ops.input(std::span(k).subspan(size_t(n_past * kc)), {dk, n_head_kv, n_tok, 1}),
+                     ops.input(std::span(v).subspan(size_t(n_past * vc)), {dv, n_head_kv, n_tok, 1}), n_past);
+        return ops.attention(ops.input(q, {dk, n_head, n_tok, 1}), kv, pos, p);
+    };
+    ReferenceOps ref;
+    CpuOps cpu(3);
+    const Act yr = run(ref, c.k, c.v);
+    const Act yc = run(cpu, c.k, c.v);
+    const Act y32 = run(ref, GgmlType::F32, GgmlType::F32);
+    ASSERT_EQ(yr.ne, yc.ne);
+    const std::string name = std::string(type_name(c.k)) + "/" + std::string(type_name(c.v));
+    EXPECT_LE(nmse(cpu.data(yc), ref.data(yr)), 1e-6) << name;
+    const double bound = std::max(kv_type_bound(c.k), kv_type_bound(c.v));
+    const double err = nmse(ref.data(yr), ref.data(y32));
+    EXPECT_LE(err, bound) << name;
+    if (c.k != GgmlType::F32 || c.v != GgmlType::F32) {
+        EXPECT_GT(err, 0.0) << name;  // the cache really is stored in the type
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CpuKvTypes, ::testing::ValuesIn(kv_type_cases()),
+                         [](const ::testing::TestParamInfo<KvTypeCase>& info) {
+                             return std::string(type_name(info.param.k)) + "_" + std::string(type_name(info.param.v));
+                         });
+
+TEST(CpuKvTypes, LayerErrors) {
+    EXPECT_EQ(backend::kv_layer_error({16, 2, 64, 64, GgmlType::Q4_0, GgmlType::IQ4_NL}), "");
+    const std::string k_err = backend::kv_layer_error({16, 2, 48, 64, GgmlType::Q8_0, GgmlType::F16});
+    EXPECT_NE(k_err.find("Q8_0"), std::string::npos) << k_err;
+    EXPECT_NE(k_err.find("48"), std::string::npos) << k_err;
+    const std::string v_err = backend::kv_layer_error({16, 2, 64, 80, GgmlType::F16, GgmlType::Q5_1});
+    EXPECT_NE(v_err.find("Q5_1"), std::string::npos) << v_err;
+    EXPECT_NE(v_err.find("80"), std::string::npos) << v_err;
+    EXPECT_NE(backend::kv_layer_error({16, 2, 64, 64, GgmlType::Q4_K, GgmlType::F16}), "");
+    EXPECT_FALSE(backend::kv_cache_type_supported(GgmlType::Q8_1));
+    EXPECT_TRUE(backend::kv_cache_type_supported(GgmlType::BF16));
+}
 
 }  // namespace
 }  // namespace ferry::cpu_test

@@ -278,7 +278,7 @@ TEST_P(Attention, MatchesNaiveSoftmaxAttention) {
     const AttnCase c = GetParam();
     const int64_t n_ctx = 32, n_past = 5, n_tok = 7;
     ReferenceOps ops;
-    const KvHandle kv = ops.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache});
+    const KvHandle kv = ops.new_kv_layer({n_ctx, c.n_head_kv, c.dk, c.dv, c.cache, c.cache});
     auto stored = [&](float v) { return c.cache == GgmlType::F16 ? fp16_to_fp32(fp32_to_fp16(v)) : v; };
 
     // Two writes: n_past earlier tokens, then the batch.

@@ -193,6 +193,19 @@ TEST_F(Cli, MalformedIntegers) {
     EXPECT_NE(e.find("for '--ctx-size'"), std::string::npos) << e;
 }
 
+TEST_F(Cli, CacheTypesAndFlashAttention) {
+    Params p = ok({"run", "-ctk", "q8_0", "--cache-type-v=Q4_0", "-fa", "off"});
+    EXPECT_EQ(p.cache_type_k, GgmlType::Q8_0);
+    EXPECT_EQ(p.cache_type_v, GgmlType::Q4_0);
+    EXPECT_EQ(p.flash_attn, "off");
+    EXPECT_EQ(ok({"chat"}).cache_type_k, GgmlType::F16);
+    std::string e = error({"run", "-ctk", "q4_k"});
+    EXPECT_NE(e.find("invalid value 'q4_k' for '-ctk'"), std::string::npos) << e;
+    EXPECT_NE(e.find("q8_0"), std::string::npos) << e;
+    e = error({"run", "-fa", "maybe"});
+    EXPECT_NE(e.find("expected on, off or auto"), std::string::npos) << e;
+}
+
 TEST_F(Cli, RepeatedFlagLastWins) {
     EXPECT_EQ(ok({"run", "-t", "2", "--threads", "5"}).threads, 5);
     EXPECT_EQ(ok({"inspect", "-m", "a.gguf", "-m", "b.gguf"}).model, "b.gguf");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "backend/recording/recording_ops.h"
 #include "backend/reference/reference_ops.h"
@@ -90,7 +91,16 @@ TEST(Session, ContextAndTokenChecks) {
     backend::reference::ReferenceOps ops;
 
     EXPECT_FALSE(runtime::Session::create(**model, ops, {.n_ubatch = 0}).ok());
-    EXPECT_FALSE(runtime::Session::create(**model, ops, {.kv_type = GgmlType::Q4_0}).ok());
+    // KV cache types: the model's head size 4 is not a multiple of a block type's 32.
+    for (auto [tk, tv] : {std::pair{GgmlType::Q4_0, GgmlType::F16}, std::pair{GgmlType::F16, GgmlType::Q8_0}}) {
+        auto bad_kv = runtime::Session::create(**model, ops, {.kv_type_k = tk, .kv_type_v = tv});
+        ASSERT_FALSE(bad_kv.ok());
+        const std::string& msg = bad_kv.error().message;
+        EXPECT_NE(msg.find(std::string(type_name(tk == GgmlType::F16 ? tv : tk))), std::string::npos) << msg;
+        EXPECT_NE(msg.find("head size is 4"), std::string::npos) << msg;
+    }
+    EXPECT_FALSE(runtime::Session::create(**model, ops, {.kv_type_k = GgmlType::Q4_K}).ok());
+    EXPECT_TRUE(runtime::Session::create(**model, ops, {.n_ctx = 8, .kv_type_k = GgmlType::BF16}).ok());
 
     auto s = runtime::Session::create(**model, ops, {.n_ctx = 0, .n_ubatch = 3});  // 0: the model's 16
     ASSERT_TRUE(s.ok());
@@ -132,7 +142,8 @@ TEST(Recording, ListsOpsWithShapesAndNames) {
     backend::recording::RecordingOps ops;
     std::vector<std::string> names;
     ops.set_callback([&](const backend::Act&, std::string_view n, int) { names.emplace_back(n); });
-    auto s = runtime::Session::create(**model, ops, {.n_ctx = 16, .kv_type = GgmlType::F32});
+    auto s =
+        runtime::Session::create(**model, ops, {.n_ctx = 16, .kv_type_k = GgmlType::F32, .kv_type_v = GgmlType::F32});
     ASSERT_TRUE(s.ok());
     EXPECT_EQ(ops.kv_bytes(), 16u * 1 * (4 + 4) * 4);
     const std::vector<int32_t> five = {1, 2, 3, 4, 5};

@@ -60,8 +60,11 @@ public:
 private:
     struct KvLayer {
         KvLayerSpec spec;
-        std::vector<float> k32, v32;     // F32 cells: [n_ctx][n_head_kv][head_dim]
-        std::vector<uint16_t> k16, v16;  // F16 cells, same layout, raw halves
+        // Cells [n_ctx][n_head_kv][head_dim]: F32 in k32 / v32, F16 (raw halves) in k16 / v16, any other
+        // type as rows of whole blocks in kq / vq (the side's other vectors stay empty).
+        std::vector<float> k32, v32;
+        std::vector<uint16_t> k16, v16;
+        std::vector<uint8_t> kq, vq;
     };
 
     Act alloc(std::array<int64_t, kMaxDims> ne);

@@ -55,8 +55,11 @@ Act RecordingOps::rows(const Act& x, int64_t first, int64_t count) {
 
 KvHandle RecordingOps::new_kv_layer(const KvLayerSpec& spec) {
     kv_.push_back(spec);
-    const uint64_t elem = type_info(spec.type).type_size;
-    kv_bytes_ += uint64_t(spec.n_ctx * spec.n_head_kv * (spec.head_dim_k + spec.head_dim_v)) * elem;
+    auto bytes = [&](GgmlType type, int64_t head_dim) {
+        const TypeInfo& t = type_info(type);
+        return uint64_t(spec.n_ctx * spec.n_head_kv * head_dim) / t.block_size * t.type_size;
+    };
+    kv_bytes_ += bytes(spec.type_k, spec.head_dim_k) + bytes(spec.type_v, spec.head_dim_v);
     return KvHandle{int32_t(kv_.size() - 1)};
 }
 

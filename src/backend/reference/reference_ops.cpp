@@ -278,11 +278,13 @@ Act ReferenceOps::rows(const Act& x, int64_t first, int64_t count) {
 }
 
 KvHandle ReferenceOps::new_kv_layer(const KvLayerSpec& spec) {
-    FERRY_CHECK(spec.type == GgmlType::F32 || spec.type == GgmlType::F16);
-    FERRY_CHECK(spec.n_ctx > 0 && spec.n_head_kv > 0 && spec.head_dim_k > 0 && spec.head_dim_v > 0);
+    const std::string err = kv_layer_error(spec);
+    FERRY_CHECK(err.empty());
+    const quant::FormatTraits& fk = *quant::find_format(spec.type_k);
+    const quant::FormatTraits& fv = *quant::find_format(spec.type_v);
     KvLayer layer{spec, {}, {}};
-    layer.k.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_k), 0.0f);
-    layer.v.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_v), 0.0f);
+    layer.k.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_k / fk.block_size * fk.type_size), 0);
+    layer.v.assign(size_t(spec.n_ctx * spec.n_head_kv * spec.head_dim_v / fv.block_size * fv.type_size), 0);
     kv_.push_back(std::move(layer));
     return KvHandle{int32_t(kv_.size() - 1)};
 }
@@ -295,12 +297,14 @@ void ReferenceOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos
     FERRY_CHECK(k.ne[0] == s.head_dim_k && k.ne[1] == s.n_head_kv && k.ne[3] == 1);
     FERRY_CHECK(v.ne[0] == s.head_dim_v && v.ne[1] == s.n_head_kv && v.ne[2] == n_tok && v.ne[3] == 1);
     FERRY_CHECK(pos0 >= 0 && pos0 + n_tok <= s.n_ctx);
-    auto store = [&](float x) { return s.type == GgmlType::F16 ? fp16_to_fp32(fp32_to_fp16(x)) : x; };
-    const std::vector<float>& ks = buf(k);
-    const std::vector<float>& vs = buf(v);
-    const int64_t k_cell = s.n_head_kv * s.head_dim_k, v_cell = s.n_head_kv * s.head_dim_v;
-    for (int64_t i = 0; i < n_tok * k_cell; ++i) layer.k[size_t(pos0 * k_cell + i)] = store(ks[size_t(i)]);
-    for (int64_t i = 0; i < n_tok * v_cell; ++i) layer.v[size_t(pos0 * v_cell + i)] = store(vs[size_t(i)]);
+    // Rows are whole blocks, so a run of cells quantizes in one call.
+    auto store = [&](const std::vector<float>& x, std::vector<uint8_t>& cache, GgmlType type, int64_t head_dim) {
+        const quant::FormatTraits& f = *quant::find_format(type);
+        const int64_t cell = s.n_head_kv * head_dim, cell_bytes = cell / f.block_size * f.type_size;
+        f.quantize_row(x.data(), cache.data() + pos0 * cell_bytes, n_tok * cell);
+    };
+    store(buf(k), layer.k, s.type_k, s.head_dim_k);
+    store(buf(v), layer.v, s.type_v, s.head_dim_v);
 }
 
 Act ReferenceOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
@@ -311,6 +315,14 @@ Act ReferenceOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> 
     FERRY_CHECK(dk == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == n_tok);
     FERRY_CHECK(n_head % s.n_head_kv == 0 && p.n_kv >= 0 && p.n_kv <= s.n_ctx);
     const int64_t group = n_head / s.n_head_kv;
+    // The cells [0, n_kv) as f32, then plain attention over them.
+    auto load = [&](const std::vector<uint8_t>& cache, GgmlType type, int64_t head_dim) {
+        std::vector<float> x(static_cast<size_t>(p.n_kv * s.n_head_kv * head_dim));
+        quant::find_format(type)->dequantize_row(cache.data(), x.data(), int64_t(x.size()));
+        return x;
+    };
+    const std::vector<float> ks = load(layer.k, s.type_k, dk);
+    const std::vector<float> vs = load(layer.v, s.type_v, dv);
 
     Act out = alloc({dv, n_head, n_tok, 1});
     const std::vector<float>& qs = buf(q);
@@ -328,7 +340,7 @@ Act ReferenceOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> 
                     score[size_t(j)] = -INFINITY;
                     continue;
                 }
-                const float* kj = layer.k.data() + (j * s.n_head_kv + hk) * dk;
+                const float* kj = ks.data() + (j * s.n_head_kv + hk) * dk;
                 float d = 0.0f;
                 for (int64_t i = 0; i < dk; ++i) d += qh[i] * kj[i];
                 score[size_t(j)] = d * p.kq_scale;
@@ -344,7 +356,7 @@ Act ReferenceOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> 
             for (int64_t j = 0; j < p.n_kv; ++j) {
                 if (score[size_t(j)] == 0.0f) continue;
                 const float w = float(score[size_t(j)] / sum);
-                const float* vj = layer.v.data() + (j * s.n_head_kv + hk) * dv;
+                const float* vj = vs.data() + (j * s.n_head_kv + hk) * dv;
                 for (int64_t i = 0; i < dv; ++i) yh[i] += w * vj[i];
             }
         }

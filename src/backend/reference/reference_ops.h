@@ -50,8 +50,9 @@ public:
 private:
     struct KvLayer {
         KvLayerSpec spec;
-        std::vector<float> k;  // [n_ctx][n_head_kv][head_dim_k], values as stored (F16-rounded for F16)
-        std::vector<float> v;  // [n_ctx][n_head_kv][head_dim_v]
+        // [n_ctx][n_head_kv] rows of head_dim values, each row whole blocks of type_k / type_v.
+        std::vector<uint8_t> k;
+        std::vector<uint8_t> v;
     };
 
     Act alloc(std::array<int64_t, kMaxDims> ne);
