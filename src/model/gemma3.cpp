@@ -92,11 +92,10 @@ Result<std::unique_ptr<Model>> Gemma3Model::load(const gguf::File& file) {
 
     const TensorTable t(file);
     const int64_t n_q = h.n_head * h.head_dim, n_k = h.n_head_kv * h.head_dim, n_v = h.n_head_kv * h.head_dim_v;
-    FERRY_ASSIGN(m->token_embd, t.get("token_embd.weight", {h.n_embd, h.n_vocab}, WeightKind::Matrix));
-    FERRY_ASSIGN(m->output_norm, t.get("output_norm.weight", {h.n_embd}, WeightKind::Norm));
-    FERRY_ASSIGN(std::optional<Tensor> output,
-                 t.get_optional("output.weight", {h.n_embd, h.n_vocab}, WeightKind::Matrix));
-    m->output = output ? std::move(*output) : m->token_embd;
+    FERRY_ASSIGN(const EmbeddingAndHead io, load_embedding_and_head(t, h));
+    m->token_embd = io.token_embd;
+    m->output_norm = io.output_norm;
+    m->output = io.output;
     for (int il = 0; il < h.n_layer; ++il) {
         Gemma3Layer l;
         auto norm = [&](const char* suffix) { return t.get(layer_name(il, suffix), {h.n_embd}, WeightKind::Norm); };

@@ -143,4 +143,14 @@ Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File&
     return h;
 }
 
+Result<EmbeddingAndHead> load_embedding_and_head(const TensorTable& t, const DenseHparams& h) {
+    EmbeddingAndHead e;
+    FERRY_ASSIGN(e.token_embd, t.get("token_embd.weight", {h.n_embd, h.n_vocab}, WeightKind::Matrix));
+    FERRY_ASSIGN(e.output_norm, t.get("output_norm.weight", {h.n_embd}, WeightKind::Norm));
+    FERRY_ASSIGN(std::optional<Tensor> output,
+                 t.get_optional("output.weight", {h.n_embd, h.n_vocab}, WeightKind::Matrix));
+    e.output = output ? std::move(*output) : e.token_embd;
+    return e;
+}
+
 }  // namespace ferry::model

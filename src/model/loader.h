@@ -81,4 +81,13 @@ struct DenseHparams {
 // Reads DenseHparams and checks them against each other and against token_embd.weight.
 Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file);
 
+// The input embedding and the output head every dense architecture has: token_embd {n_embd, n_vocab},
+// output_norm {n_embd}, and output {n_embd, n_vocab}, which is token_embd when the file ties them.
+struct EmbeddingAndHead {
+    Tensor token_embd;
+    Tensor output_norm;
+    Tensor output;
+};
+Result<EmbeddingAndHead> load_embedding_and_head(const TensorTable& t, const DenseHparams& h);
+
 }  // namespace ferry::model
