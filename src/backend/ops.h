@@ -106,6 +106,14 @@ struct AttnParams {
 // "l_out", "result_norm", "result_output", ...), layer index or -1. The Ops object can `read` it.
 using ActivationCallback = std::function<void(const Act&, std::string_view name, int layer)>;
 
+// Bytes an implementation's ops actually read from memory that outlives the micro-batch: weights
+// (for a mixture of experts, only the experts the router chose) and KV cache / recurrent state.
+// Implementations add to it as they run; `ferry bench` resets it and divides by the tokens.
+struct Traffic {
+    uint64_t weight_bytes = 0;
+    uint64_t kv_bytes = 0;
+};
+
 class Ops {
 public:
     virtual ~Ops() = default;
@@ -166,8 +174,11 @@ public:
     }
     void set_callback(ActivationCallback cb) { callback_ = std::move(cb); }
 
+    Traffic& traffic() { return traffic_; }
+
 private:
     ActivationCallback callback_;
+    Traffic traffic_;
 };
 
 }  // namespace ferry::backend
