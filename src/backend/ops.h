@@ -13,6 +13,9 @@
 //   - Activations live until `reset()`, which the runtime calls before each micro-batch.
 //   - KV cache layers are `KvHandle`s: persistent per-layer storage created by `new_kv_layer`, alive as
 //     long as the Ops object.
+//   - Recurrent state layers (Gated DeltaNet) are `StateHandle`s from `new_state_layer`: a conv state and
+//     an f32 SSM state per layer, alive as long as the Ops object; ssm_conv and gated_delta_net read
+//     and update them in place; state_get / state_set copy them to and from the host (checkpoints).
 //   - Host inputs (token ids, positions) are passed as spans; host outputs come back through `read`.
 //
 // Shapes are in ggml order: ne[0] is the innermost, contiguous dimension (see core/tensor.h). The
@@ -96,6 +99,40 @@ struct KvHandle {
     int32_t id = -1;
 };
 
+// Per-layer recurrent state of a Gated DeltaNet layer (one sequence), always f32:
+//   conv state  {n_conv_channels, conv_kernel - 1}: the last conv_kernel - 1 inputs of the causal conv,
+//               oldest first (zeros at the start of a sequence);
+//   ssm state   {head_dim_v, head_dim_k, n_head_v}: per V head the matrix S[i][j] (i = key dim, j =
+//               value dim) stored key-major, S[h][i * head_dim_v + j].
+struct StateLayerSpec {
+    int64_t n_conv_channels = 0;
+    int64_t conv_kernel = 0;
+    int64_t n_head_v = 0;
+    int64_t head_dim_k = 0;
+    int64_t head_dim_v = 0;
+
+    int64_t conv_floats() const { return (conv_kernel - 1) * n_conv_channels; }
+    int64_t ssm_floats() const { return n_head_v * head_dim_k * head_dim_v; }
+    // state_get / state_set size: conv state, then ssm state.
+    int64_t n_floats() const { return conv_floats() + ssm_floats(); }
+    uint64_t bytes() const { return uint64_t(n_floats()) * sizeof(float); }
+};
+
+struct StateHandle {
+    int32_t id = -1;
+};
+
+// The Gated DeltaNet recurrence over a micro-batch (SPEC §2), per token t and V head h, with K head
+// kh = h % n_head_k (GGUF's tiled V-head order):
+//   decay = exp(ssm_a[h] * softplus(alpha[h] + dt_bias[h])),  b = sigmoid(beta[h])
+//   S <- decay * S;  d = b * (v - S^T k);  S <- S + k d^T;  o = S^T (q / sqrt(head_dim_k))
+// q and k arrive L2-normalized (l2_norm). softplus(x) = log(1 + exp(x)), x for x > 20 (as ggml).
+struct GdnParams {
+    const Tensor* ssm_a = nullptr;    // F32 {n_head_v}: -exp(A_log), as the converter stores it
+    const Tensor* dt_bias = nullptr;  // F32 {n_head_v}: ssm_dt.bias
+    StateHandle state;
+};
+
 struct AttnParams {
     float kq_scale = 1.0f;  // logits = kq_scale * q.k
     int64_t n_kv = 0;       // cache cells [0, n_kv) hold this sequence; cell i is position i
@@ -145,6 +182,7 @@ public:
     virtual Act mul(const Act& a, const Act& b) = 0;
     virtual Act scale(const Act& a, float s) = 0;
     virtual Act silu(const Act& a) = 0;
+    virtual Act sigmoid(const Act& a) = 0;
     virtual Act gelu(const Act& a) = 0;  // tanh approximation
     // Gated units, gate and up {n_ff, T}: act(gate) * up.
     virtual Act swiglu(const Act& gate, const Act& up) = 0;
@@ -155,6 +193,25 @@ public:
 
     // Rows [first, first + count) of x {ne0, n_rows} -> {ne0, count}.
     virtual Act rows(const Act& x, int64_t first, int64_t count) = 0;
+    // Elements [first, first + count) of every row of x {ne0, ne1, ne2, ne3} -> {count, ne1, ne2, ne3}.
+    virtual Act cols(const Act& x, int64_t first, int64_t count) = 0;
+
+    // Every row of x scaled to unit L2 norm: x / max(sqrt(sum x^2), eps) (ggml_l2_norm).
+    virtual Act l2_norm(const Act& x, float eps) = 0;
+
+    virtual StateHandle new_state_layer(const StateLayerSpec& spec) = 0;
+    // Host copies of a state layer, spec.n_floats() values: conv state then ssm state.
+    virtual void state_get(StateHandle s, std::span<float> out) = 0;
+    virtual void state_set(StateHandle s, std::span<const float> in) = 0;
+    // Causal depthwise conv with a rolling state, then SiLU: x {n_conv_channels, T}, w {conv_kernel,
+    // n_conv_channels} (F32) -> {n_conv_channels, T} with, for window u = [state rows; x rows],
+    //   y[t][c] = silu(sum_j w[c][j] * u[t + j][c]),  j = 0 .. conv_kernel - 1;
+    // afterwards the state holds the last conv_kernel - 1 rows of u.
+    virtual Act ssm_conv(const Act& x, const Tensor& w, StateHandle s) = 0;
+    // q, k {head_dim_k, n_head_k, T}, v {head_dim_v, n_head_v, T}, alpha and beta {n_head_v, T}
+    // -> o {head_dim_v, n_head_v, T}; updates the ssm state of p.state. n_head_v is a multiple of n_head_k.
+    virtual Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                                const GdnParams& p) = 0;
 
     virtual KvHandle new_kv_layer(const KvLayerSpec& spec) = 0;
     // k {head_dim_k, n_head_kv, T}, v {head_dim_v, n_head_kv, T} -> cells [pos0, pos0 + T).

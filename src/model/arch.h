@@ -12,5 +12,6 @@ namespace ferry::model {
 Result<std::unique_ptr<Model>> load_llama(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_qwen3(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_gemma3(const gguf::File& file);
+Result<std::unique_ptr<Model>> load_qwen35(const gguf::File& file);
 
 }  // namespace ferry::model

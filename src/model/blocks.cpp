@@ -14,6 +14,14 @@ Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const 
     for (int64_t t = 0; t < n_tok; ++t) FERRY_CHECK(pos[size_t(t)] == pos0 + t);  // cell = position
 
     Act q = ops.matmul(w.wq, x);
+    std::optional<Act> gate;
+    if (p.output_gate) {
+        ops.name(q, "Qcur_full", il);
+        const Act qg = backend::reshape(q, {2 * p.head_dim, p.n_head, n_tok, 1});
+        q = ops.cols(qg, 0, p.head_dim);
+        gate = backend::reshape(ops.cols(qg, p.head_dim, p.head_dim), {p.head_dim * p.n_head, n_tok, 1, 1});
+        ops.name(*gate, "gate", il);
+    }
     ops.name(q, "Qcur", il);
     Act k = ops.matmul(w.wk, x);
     ops.name(k, "Kcur", il);
@@ -39,8 +47,55 @@ Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const 
     Act o = ops.attention(q, kv, pos, ap);
     o = backend::reshape(o, {p.head_dim_v * p.n_head, n_tok, 1, 1});
     ops.name(o, "kqv_out", il);
+    if (gate) {
+        o = ops.mul(o, ops.sigmoid(*gate));
+        ops.name(o, "attn_gated", il);
+    }
     o = ops.matmul(w.wo, o);
     ops.name(o, "attn_out", il);
+    return o;
+}
+
+backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int64_t conv_kernel) {
+    return {.n_conv_channels = 2 * p.n_head_k * p.head_dim_k + p.n_head_v * p.head_dim_v,
+            .conv_kernel = conv_kernel,
+            .n_head_v = p.n_head_v,
+            .head_dim_k = p.head_dim_k,
+            .head_dim_v = p.head_dim_v};
+}
+
+Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, backend::StateHandle state, int il) {
+    const GatedDeltaNetWeights& w = *p.w;
+    const int64_t n_tok = x.ne[1], n_qk = p.n_head_k * p.head_dim_k, n_v = p.n_head_v * p.head_dim_v;
+
+    Act qkv = ops.matmul(w.attn_qkv, x);
+    ops.name(qkv, "linear_attn_qkv_mixed", il);
+    Act z = ops.matmul(w.attn_gate, x);
+    ops.name(z, "z", il);
+    Act beta = ops.matmul(w.ssm_beta, x);
+    ops.name(beta, "beta", il);
+    Act alpha = ops.matmul(w.ssm_alpha, x);
+    ops.name(alpha, "alpha", il);
+
+    Act conv = ops.ssm_conv(qkv, w.ssm_conv1d, state);
+    ops.name(conv, "conv_output_silu", il);
+    Act q = backend::reshape(ops.cols(conv, 0, n_qk), {p.head_dim_k, p.n_head_k, n_tok, 1});
+    Act k = backend::reshape(ops.cols(conv, n_qk, n_qk), {p.head_dim_k, p.n_head_k, n_tok, 1});
+    const Act v = backend::reshape(ops.cols(conv, 2 * n_qk, n_v), {p.head_dim_v, p.n_head_v, n_tok, 1});
+    q = ops.l2_norm(q, p.norm_eps);
+    ops.name(q, "q_conv_predelta", il);
+    k = ops.l2_norm(k, p.norm_eps);
+    ops.name(k, "k_conv_predelta", il);
+    ops.name(v, "v_conv_predelta", il);
+
+    Act o = ops.gated_delta_net(q, k, v, alpha, beta, {.ssm_a = &w.ssm_a, .dt_bias = &w.ssm_dt, .state = state});
+    ops.name(o, "attn_output", il);
+    o = ops.rms_norm(o, &w.ssm_norm, p.norm_eps);
+    o = ops.mul(o, ops.silu(backend::reshape(z, o.ne)));
+    o = backend::reshape(o, {n_v, n_tok, 1, 1});
+    ops.name(o, "final_output", il);
+    o = ops.matmul(w.ssm_out, o);
+    ops.name(o, "linear_attn_out", il);
     return o;
 }
 

@@ -29,6 +29,9 @@ struct AttentionParams {
     backend::RopeParams rope;
     float kq_scale = 1.0f;
     int64_t n_swa = 0;  // sliding window (0 = full causal attention)
+    // Gated attention (Qwen3.5): attn_q yields {2 * head_dim, n_head, T}, each head [q_h | gate_h]; the
+    // attention output is multiplied by sigmoid(gate) before attn_output. wq is then {n_embd, 2 * n_head * head_dim}.
+    bool output_gate = false;
 };
 
 // Self-attention of x {n_embd, T} at positions pos0.. : projections, optional q/k norms, RoPE, writes
@@ -36,6 +39,36 @@ struct AttentionParams {
 // -> {n_embd, T}. Names Qcur, Kcur, Vcur, kqv_out (before attn_output) and attn_out.
 backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, std::span<const int32_t> pos,
                        backend::KvHandle kv, int il);
+
+// A Gated DeltaNet layer's weights (Qwen3.5 linear attention; SPEC §2), GGUF's tiled V-head order.
+struct GatedDeltaNetWeights {
+    Tensor attn_qkv;    // {n_embd, 2 * n_head_k * head_dim_k + n_head_v * head_dim_v}: q | k | v
+    Tensor attn_gate;   // {n_embd, n_head_v * head_dim_v}: z
+    Tensor ssm_conv1d;  // {conv_kernel, conv channels} F32
+    Tensor ssm_dt;      // ssm_dt.bias {n_head_v} F32
+    Tensor ssm_a;       // {n_head_v} F32: -exp(A_log)
+    Tensor ssm_beta;    // {n_embd, n_head_v}
+    Tensor ssm_alpha;   // {n_embd, n_head_v}
+    Tensor ssm_norm;    // {head_dim_v} F32: the gated RMSNorm's weight, shared by the heads
+    Tensor ssm_out;     // {n_head_v * head_dim_v, n_embd}
+};
+
+struct GatedDeltaNetParams {
+    const GatedDeltaNetWeights* w = nullptr;
+    int64_t n_head_k = 0;
+    int64_t n_head_v = 0;
+    int64_t head_dim_k = 0;
+    int64_t head_dim_v = 0;
+    float norm_eps = 0.0f;  // l2 norm of q and k, and the gated RMSNorm
+};
+
+// The recurrent state a Gated DeltaNet layer with these params needs.
+backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int64_t conv_kernel);
+
+// Gated DeltaNet mixer of x {n_embd, T}, continuing the sequence held in `state`: projections, causal
+// conv + SiLU, L2-normalized q/k, the delta rule, RMSNorm(o) * ssm_norm * silu(z), ssm_out -> {n_embd, T}.
+backend::Act gated_delta_net(backend::Ops& ops, const backend::Act& x, const GatedDeltaNetParams& p,
+                             backend::StateHandle state, int il);
 
 enum class GluActivation { Silu, GeluTanh };
 

@@ -92,14 +92,18 @@ std::string layer_name(int il, std::string_view suffix) {
     return "blk." + std::to_string(il) + "." + std::string(suffix);
 }
 
-Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file) {
+Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file, bool require_ffn) {
     DenseHparams h;
     FERRY_ASSIGN(h.n_embd, r.u32("embedding_length"));
     FERRY_ASSIGN(h.n_layer, r.u32("block_count"));
     FERRY_ASSIGN(h.n_ctx_train, r.u32("context_length"));
     FERRY_ASSIGN(h.n_head, r.u32("attention.head_count"));
     FERRY_ASSIGN(h.n_head_kv, r.u32_or("attention.head_count_kv", uint32_t(h.n_head)));
-    FERRY_ASSIGN(h.n_ff, r.u32("feed_forward_length"));
+    if (require_ffn) {
+        FERRY_ASSIGN(h.n_ff, r.u32("feed_forward_length"));
+    } else {
+        FERRY_ASSIGN(h.n_ff, r.u32_or("feed_forward_length", 0));
+    }
     FERRY_ASSIGN(h.rms_eps, r.f32("attention.layer_norm_rms_epsilon"));
     FERRY_ASSIGN(h.rope_freq_base, r.f32_or("rope.freq_base", 10000.0f));
 

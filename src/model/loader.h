@@ -78,8 +78,9 @@ struct DenseHparams {
     int64_t n_rot = 0;                // rope.dimension_count (default head_dim)
 };
 
-// Reads DenseHparams and checks them against each other and against token_embd.weight.
-Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file);
+// Reads DenseHparams and checks them against each other and against token_embd.weight. Without
+// require_ffn, feed_forward_length is optional (n_ff 0 when absent: a model whose FFN is a MoE).
+Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file, bool require_ffn = true);
 
 // The input embedding and the output head every dense architecture has: token_embd {n_embd, n_vocab},
 // output_norm {n_embd}, and output {n_embd, n_vocab}, which is token_embd when the file ties them.

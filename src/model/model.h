@@ -1,10 +1,11 @@
 // A loaded model: typed hyperparameters, the weight table (views into the GGUF file), and a forward
 // pass over backend::Ops.
 //
-// Each architecture lives in its own file (llama.cpp, qwen3.cpp, gemma3.cpp) and is written once, as
-// plain code against Ops; `load` picks it from `general.architecture`. The forward of one micro-batch
-// writes the batch's K and V into the KV layers the runtime allocated (one per layer, from
-// `kv_layers`) and returns the logits.
+// Each architecture lives in its own file (llama.cpp, qwen3.cpp, gemma3.cpp, qwen35.cpp) and is written
+// once, as plain code against Ops; `load` picks it from `general.architecture`. The forward of one
+// micro-batch writes the batch's K and V into the KV layers the runtime allocated (from `kv_layers`: one
+// per attention layer), advances the recurrent state layers (from `state_layers`: one per Gated DeltaNet
+// layer of a hybrid model, none for a plain transformer) and returns the logits.
 //
 // Lifetime: a Model holds views into the gguf::File it was loaded from; the File must outlive it.
 #pragma once
@@ -34,6 +35,9 @@ struct Batch {
     std::span<const int32_t> tokens;  // PRECONDITION: each in [0, n_vocab)
     int64_t pos0 = 0;                 // token i is at position pos0 + i; cells [pos0, pos0 + n) are written
     bool all_logits = false;          // false: logits of the last token only
+    // One handle per entry of Model::state_layers(), holding the sequence's recurrent state after
+    // position pos0 - 1 (zeros when pos0 == 0); the forward advances them past the batch.
+    std::span<const backend::StateHandle> state;
 };
 
 class Model {
@@ -42,10 +46,13 @@ public:
 
     const ModelInfo& info() const { return info_; }
 
-    // The KV layers this model needs for a context of n_ctx positions, one per layer.
+    // The KV layers this model needs for a context of n_ctx positions, one per attention layer.
     virtual std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type_k, GgmlType type_v) const = 0;
+    // The recurrent state layers of one sequence (f32, constant in the context length); none by default.
+    // Unlike KV cells, such a state cannot drop its last tokens: the runtime checkpoints it instead.
+    virtual std::vector<backend::StateLayerSpec> state_layers() const { return {}; }
 
-    // Runs one micro-batch. kv has one handle per layer, created from kv_layers(). Returns logits
+    // Runs one micro-batch. kv has one handle per entry of kv_layers(). Returns logits
     // {n_vocab, n_out}, n_out = tokens.size() or 1. PRECONDITION: pos0 + tokens.size() <= the KV n_ctx.
     virtual backend::Act forward(backend::Ops& ops, const Batch& batch,
                                  std::span<const backend::KvHandle> kv) const = 0;
@@ -54,7 +61,7 @@ protected:
     ModelInfo info_;
 };
 
-// Loads the architecture named by general.architecture: llama, qwen3, gemma3.
+// Loads the architecture named by general.architecture: llama, qwen3, gemma3, qwen35.
 Result<std::unique_ptr<Model>> load(const gguf::File& file);
 
 }  // namespace ferry::model

@@ -189,6 +189,9 @@ Act CpuOps::scale(const Act& a, float s) {
 }
 Act CpuOps::silu(const Act& a) { return unary(a, silu_f); }
 Act CpuOps::gelu(const Act& a) { return unary(a, gelu_f); }
+Act CpuOps::sigmoid(const Act& a) {
+    return unary(a, [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
+}
 Act CpuOps::swiglu(const Act& gate, const Act& up) {
     return binary(gate, up, [](float g, float u) { return silu_f(g) * u; });
 }

@@ -9,6 +9,8 @@
 //   - attention: flash-attention style, one (token, head) per work item: online softmax over the
 //     visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16 cells are
 //     kept as halves (half the memory traffic of the reference's widened floats).
+//   - gated_delta_net: one V head per work item (heads are independent); a single token runs the
+//     recurrence, a longer micro-batch the chunked form (gdn.cpp), which equals it up to rounding.
 //   - every other op follows the reference formula, threaded over rows where the size pays for it.
 //
 // Results equal the reference up to float summation order (compared by NMSE in tests/backend), and a
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "backend/state_store.h"
 #include "core/thread_pool.h"
 #include "quant/kernels.h"
 
@@ -41,11 +44,20 @@ public:
     Act mul(const Act& a, const Act& b) override;
     Act scale(const Act& a, float s) override;
     Act silu(const Act& a) override;
+    Act sigmoid(const Act& a) override;
     Act gelu(const Act& a) override;
     Act swiglu(const Act& gate, const Act& up) override;
     Act geglu(const Act& gate, const Act& up) override;
     Act softmax(const Act& x, float scale) override;
     Act rows(const Act& x, int64_t first, int64_t count) override;
+    Act cols(const Act& x, int64_t first, int64_t count) override;
+    Act l2_norm(const Act& x, float eps) override;
+    StateHandle new_state_layer(const StateLayerSpec& spec) override;
+    void state_get(StateHandle s, std::span<float> out) override;
+    void state_set(StateHandle s, std::span<const float> in) override;
+    Act ssm_conv(const Act& x, const Tensor& w, StateHandle s) override;
+    Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                        const GdnParams& p) override;
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
@@ -84,6 +96,7 @@ private:
     size_t n_live_ = 0;
     std::vector<uint8_t> act_scratch_;  // activations quantized for matmul
     std::vector<KvLayer> kv_;
+    StateStore states_;
 };
 
 }  // namespace ferry::backend::cpu

@@ -53,6 +53,41 @@ Act RecordingOps::rows(const Act& x, int64_t first, int64_t count) {
     return record("rows", nullptr, {x}, {x.ne[0], count, 1, 1});
 }
 
+Act RecordingOps::cols(const Act& x, int64_t first, int64_t count) {
+    FERRY_CHECK(first >= 0 && count >= 0 && first + count <= x.ne[0]);
+    return record("cols", nullptr, {x}, {count, x.ne[1], x.ne[2], x.ne[3]});
+}
+
+StateHandle RecordingOps::new_state_layer(const StateLayerSpec& spec) {
+    states_.push_back(spec);
+    state_bytes_ += spec.bytes();
+    return StateHandle{int32_t(states_.size() - 1)};
+}
+
+void RecordingOps::state_get(StateHandle s, std::span<float> out) {
+    FERRY_CHECK(s.id >= 0 && size_t(s.id) < states_.size());
+    FERRY_CHECK(int64_t(out.size()) == states_[size_t(s.id)].n_floats());
+    std::fill(out.begin(), out.end(), 0.0f);
+}
+
+void RecordingOps::state_set(StateHandle s, std::span<const float> in) {
+    FERRY_CHECK(s.id >= 0 && size_t(s.id) < states_.size());
+    FERRY_CHECK(int64_t(in.size()) == states_[size_t(s.id)].n_floats());
+}
+
+Act RecordingOps::ssm_conv(const Act& x, const Tensor& w, StateHandle s) {
+    FERRY_CHECK(s.id >= 0 && size_t(s.id) < states_.size());
+    FERRY_CHECK(x.ne[0] == states_[size_t(s.id)].n_conv_channels && w.ne[1] == x.ne[0]);
+    return record("ssm_conv", &w, {x}, {x.ne[0], x.n_rows(), 1, 1});
+}
+
+Act RecordingOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                                  const GdnParams& p) {
+    FERRY_CHECK(p.state.id >= 0 && size_t(p.state.id) < states_.size());
+    FERRY_CHECK(k.ne == q.ne && v.ne[2] == q.ne[2] && alpha.ne == beta.ne);
+    return record("gated_delta_net", nullptr, {q, k, v, alpha, beta}, v.ne);
+}
+
 KvHandle RecordingOps::new_kv_layer(const KvLayerSpec& spec) {
     kv_.push_back(spec);
     auto bytes = [&](GgmlType type, int64_t head_dim) {

@@ -37,10 +37,19 @@ public:
     Act scale(const Act& a, float) override { return record("scale", nullptr, {a}, a.ne); }
     Act silu(const Act& a) override { return record("silu", nullptr, {a}, a.ne); }
     Act gelu(const Act& a) override { return record("gelu", nullptr, {a}, a.ne); }
+    Act sigmoid(const Act& a) override { return record("sigmoid", nullptr, {a}, a.ne); }
     Act swiglu(const Act& g, const Act& u) override { return record("swiglu", nullptr, {g, u}, g.ne); }
     Act geglu(const Act& g, const Act& u) override { return record("geglu", nullptr, {g, u}, g.ne); }
     Act softmax(const Act& x, float) override { return record("softmax", nullptr, {x}, x.ne); }
     Act rows(const Act& x, int64_t first, int64_t count) override;
+    Act cols(const Act& x, int64_t first, int64_t count) override;
+    Act l2_norm(const Act& x, float) override { return record("l2_norm", nullptr, {x}, x.ne); }
+    StateHandle new_state_layer(const StateLayerSpec& spec) override;
+    void state_get(StateHandle s, std::span<float> out) override;
+    void state_set(StateHandle s, std::span<const float> in) override;
+    Act ssm_conv(const Act& x, const Tensor& w, StateHandle s) override;
+    Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                        const GdnParams& p) override;
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
@@ -50,6 +59,7 @@ public:
     // Sum of the output bytes of all recorded ops (an upper bound on the compute buffer).
     uint64_t activation_bytes() const;
     uint64_t kv_bytes() const { return kv_bytes_; }
+    uint64_t state_bytes() const { return state_bytes_; }
 
 private:
     Act record(std::string op, const Tensor* w, std::initializer_list<Act> in, std::array<int64_t, kMaxDims> out);
@@ -57,6 +67,8 @@ private:
     std::vector<OpRecord> ops_;
     std::vector<KvLayerSpec> kv_;
     uint64_t kv_bytes_ = 0;
+    std::vector<StateLayerSpec> states_;
+    uint64_t state_bytes_ = 0;
     int32_t next_id_ = 0;
 };
 

@@ -48,6 +48,10 @@ float gelu_f(float x) {
     return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
 }
 
+float sigmoid_f(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+float softplus_f(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+
 }  // namespace
 
 void ReferenceOps::reset() { acts_.clear(); }
@@ -233,6 +237,7 @@ Act ReferenceOps::mul(const Act& a, const Act& b) {
 }
 Act ReferenceOps::silu(const Act& a) { return unary(a, silu_f); }
 Act ReferenceOps::gelu(const Act& a) { return unary(a, gelu_f); }
+Act ReferenceOps::sigmoid(const Act& a) { return unary(a, sigmoid_f); }
 Act ReferenceOps::swiglu(const Act& gate, const Act& up) {
     return binary(gate, up, [](float g, float u) { return silu_f(g) * u; });
 }
@@ -274,6 +279,99 @@ Act ReferenceOps::rows(const Act& x, int64_t first, int64_t count) {
     Act out = alloc({n, count, 1, 1});
     const std::vector<float>& xs = buf(x);
     std::copy(xs.begin() + first * n, xs.begin() + (first + count) * n, buf(out).begin());
+    return out;
+}
+
+Act ReferenceOps::cols(const Act& x, int64_t first, int64_t count) {
+    const int64_t n = x.ne[0];
+    FERRY_CHECK(first >= 0 && count >= 0 && first + count <= n);
+    Act out = alloc({count, x.ne[1], x.ne[2], x.ne[3]});
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    for (int64_t r = 0; r < x.n_rows(); ++r)
+        std::copy(xs.begin() + r * n + first, xs.begin() + r * n + first + count, y.begin() + r * count);
+    return out;
+}
+
+Act ReferenceOps::l2_norm(const Act& x, float eps) {
+    const int64_t n = x.ne[0];
+    Act out = alloc(x.ne);
+    const std::vector<float>& xs = buf(x);
+    std::vector<float>& y = buf(out);
+    for (int64_t r = 0; r < x.n_rows(); ++r) {
+        const float* xr = xs.data() + r * n;
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += double(xr[i]) * double(xr[i]);
+        const float s = 1.0f / std::max(std::sqrt(float(sum)), eps);
+        for (int64_t i = 0; i < n; ++i) y[size_t(r * n + i)] = xr[i] * s;
+    }
+    return out;
+}
+
+StateHandle ReferenceOps::new_state_layer(const StateLayerSpec& spec) { return states_.add(spec); }
+void ReferenceOps::state_get(StateHandle s, std::span<float> out) { states_.get(s, out); }
+void ReferenceOps::state_set(StateHandle s, std::span<const float> in) { states_.set(s, in); }
+
+Act ReferenceOps::ssm_conv(const Act& x, const Tensor& w, StateHandle s) {
+    StateStore::Layer& l = states_.at(s);
+    const int64_t ch = l.spec.n_conv_channels, kw = l.spec.conv_kernel, n_tok = x.n_rows();
+    FERRY_CHECK(x.ne[0] == ch && w.type == GgmlType::F32 && w.ne[0] == kw && w.ne[1] == ch && w.n_rows() == ch);
+    const auto* wd = static_cast<const float*>(w.data);
+    // The window: kw - 1 state rows, then the micro-batch's rows.
+    std::vector<float> u(l.conv);
+    const std::vector<float>& xs = buf(x);
+    u.insert(u.end(), xs.begin(), xs.end());
+    Act out = alloc({ch, n_tok, 1, 1});
+    std::vector<float>& y = buf(out);
+    for (int64_t t = 0; t < n_tok; ++t) {
+        for (int64_t c = 0; c < ch; ++c) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < kw; ++j) sum += wd[c * kw + j] * u[size_t((t + j) * ch + c)];
+            y[size_t(t * ch + c)] = silu_f(sum);
+        }
+    }
+    std::copy(u.end() - std::ptrdiff_t(l.conv.size()), u.end(), l.conv.begin());
+    return out;
+}
+
+Act ReferenceOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                                  const GdnParams& p) {
+    StateStore::Layer& l = states_.at(p.state);
+    const int64_t dk = l.spec.head_dim_k, dv = l.spec.head_dim_v, hv = l.spec.n_head_v;
+    const int64_t hk = q.ne[1], n_tok = q.ne[2];
+    FERRY_CHECK(q.ne[0] == dk && k.ne == q.ne && hk > 0 && hv % hk == 0);
+    FERRY_CHECK(v.ne[0] == dv && v.ne[1] == hv && v.ne[2] == n_tok);
+    FERRY_CHECK(alpha.ne[0] == hv && alpha.n_rows() == n_tok && beta.ne == alpha.ne);
+    const float* a_log = weight_f32(*p.ssm_a, hv);
+    const float* dt = weight_f32(*p.dt_bias, hv);
+    const std::vector<float>&qs = buf(q), &ks = buf(k), &vs = buf(v), &as = buf(alpha), &bs = buf(beta);
+    Act out = alloc({dv, hv, n_tok, 1});
+    std::vector<float>& y = buf(out);
+    const float q_scale = 1.0f / std::sqrt(float(dk));
+    std::vector<double> acc(static_cast<size_t>(dv));
+    std::vector<float> d(static_cast<size_t>(dv));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        for (int64_t h = 0; h < hv; ++h) {
+            const float* qh = qs.data() + (t * hk + h % hk) * dk;
+            const float* kh = ks.data() + (t * hk + h % hk) * dk;
+            const float* vh = vs.data() + (t * hv + h) * dv;
+            float* S = l.ssm.data() + h * dk * dv;
+            const float decay = std::exp(a_log[h] * softplus_f(as[size_t(t * hv + h)] + dt[h]));
+            const float b = sigmoid_f(bs[size_t(t * hv + h)]);
+            for (int64_t i = 0; i < dk * dv; ++i) S[i] *= decay;
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t i = 0; i < dk; ++i)
+                for (int64_t j = 0; j < dv; ++j) acc[size_t(j)] += double(S[i * dv + j]) * double(kh[i]);
+            for (int64_t j = 0; j < dv; ++j) d[size_t(j)] = b * (vh[j] - float(acc[size_t(j)]));
+            for (int64_t i = 0; i < dk; ++i)
+                for (int64_t j = 0; j < dv; ++j) S[i * dv + j] += kh[i] * d[size_t(j)];
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t i = 0; i < dk; ++i)
+                for (int64_t j = 0; j < dv; ++j) acc[size_t(j)] += double(S[i * dv + j]) * double(qh[i] * q_scale);
+            float* yh = y.data() + (t * hv + h) * dv;
+            for (int64_t j = 0; j < dv; ++j) yh[j] = float(acc[size_t(j)]);
+        }
+    }
     return out;
 }
 

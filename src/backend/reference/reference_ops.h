@@ -11,6 +11,8 @@
 //     product of powf(base, -2/n_rot)), cos/sin in float.
 //   - attention: f32 softmax over the visible keys (max subtracted, sum in double), K and V read from the
 //     cache as stored (F16 cells round K and V to F16 when written, as llama.cpp's F16 cache does).
+//   - gated_delta_net: the recurrence token by token (the definition in ops.h), dot products in double,
+//     the state kept in f32 between tokens.
 //   - gelu: tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in f32.
 #pragma once
 
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "backend/state_store.h"
 
 namespace ferry::backend::reference {
 
@@ -34,11 +37,20 @@ public:
     Act mul(const Act& a, const Act& b) override;
     Act scale(const Act& a, float s) override;
     Act silu(const Act& a) override;
+    Act sigmoid(const Act& a) override;
     Act gelu(const Act& a) override;
     Act swiglu(const Act& gate, const Act& up) override;
     Act geglu(const Act& gate, const Act& up) override;
     Act softmax(const Act& x, float scale) override;
     Act rows(const Act& x, int64_t first, int64_t count) override;
+    Act cols(const Act& x, int64_t first, int64_t count) override;
+    Act l2_norm(const Act& x, float eps) override;
+    StateHandle new_state_layer(const StateLayerSpec& spec) override;
+    void state_get(StateHandle s, std::span<float> out) override;
+    void state_set(StateHandle s, std::span<const float> in) override;
+    Act ssm_conv(const Act& x, const Tensor& w, StateHandle s) override;
+    Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
+                        const GdnParams& p) override;
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
@@ -63,6 +75,7 @@ private:
 
     std::deque<std::vector<float>> acts_;  // a deque: alloc never moves live buffers
     std::vector<KvLayer> kv_;
+    StateStore states_;
 };
 
 }  // namespace ferry::backend::reference
