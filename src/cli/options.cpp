@@ -142,9 +142,9 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-c", "--ctx-size"},
             .hint = "N",
-            .help = "context size in tokens; 0 = the model's training context",
+            .help = "context size in tokens; 0 = the model's training context (inspect: for the memory estimate)",
             .env = "FERRY_ARG_CTX_SIZE",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
                 return {};
@@ -197,7 +197,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl",
             .env = "FERRY_ARG_CACHE_TYPE_K",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
                 return {};
@@ -210,7 +210,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
             .env = "FERRY_ARG_CACHE_TYPE_V",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
                 return {};

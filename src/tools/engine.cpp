@@ -18,6 +18,12 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // "llama, 134.52 M params, Q4_1 69% + Q8_0 31%, 92.1 MiB"
+std::string mib(uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", double(bytes) / (1 << 20));
+    return buf;
+}
+
 std::string describe_weights(const gguf::File& file, const std::string& arch) {
     uint64_t params = 0, bytes = 0;
     std::map<std::string, uint64_t> by_type;
@@ -73,11 +79,15 @@ Result<Engine> load_engine(const Params& params, const char* tool) {
     const int threads = *kind == backend::BackendKind::Reference ? 1
                         : params.threads > 0                     ? params.threads
                                                                  : physical_cores();
-    std::fprintf(stderr, "%s: %s | %s | ctx %" PRId64 ", KV %s/%s | backend %s, %d thread%s | loaded in %.0f ms (%s)\n",
+    const runtime::MemoryUse mem = e.session->memory();
+    std::string memory = "KV " + mib(mem.kv_bytes);
+    if (mem.n_state_layers > 0) memory += " + recurrent state " + mib(mem.state_bytes);
+    std::fprintf(stderr,
+                 "%s: %s | %s | ctx %" PRId64 ", KV %s/%s, %s | backend %s, %d thread%s | loaded in %.0f ms (%s)\n",
                  tool, e.path.c_str(), describe_weights(*e.file, e.model->info().arch).c_str(), e.session->n_ctx(),
                  std::string(type_name(params.cache_type_k)).c_str(),
-                 std::string(type_name(params.cache_type_v)).c_str(), backend::backend_name(*kind), threads,
-                 threads == 1 ? "" : "s", ms_since(t0), params.no_mmap ? "read into memory" : "mmap");
+                 std::string(type_name(params.cache_type_v)).c_str(), memory.c_str(), backend::backend_name(*kind),
+                 threads, threads == 1 ? "" : "s", ms_since(t0), params.no_mmap ? "read into memory" : "mmap");
     return e;
 }
 

@@ -1,14 +1,18 @@
 // ferry inspect: what is in a GGUF file — architecture, hyperparameters, tokenizer, chat template,
 // tensors and their types, parameter counts and bits per weight; for MoE models the parameters a
-// token actually uses. Text for people, --json for programs (same facts).
+// token actually uses; for an architecture ferry runs, the memory one sequence needs (KV cache at -c
+// with -ctk/-ctv, recurrent state of hybrid models). Text for people, --json for programs (same facts).
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "gguf/reader.h"
+#include "model/model.h"
+#include "runtime/session.h"
 #include "tools/model_path.h"
 #include "tools/tools.h"
 
@@ -37,8 +41,16 @@ struct TypeTotal {
     uint64_t bytes = 0;
 };
 
+// The memory one sequence needs, when ferry can load the architecture.
+struct SequenceMemory {
+    int64_t n_ctx = 0;
+    GgmlType type_k = GgmlType::F16, type_v = GgmlType::F16;
+    runtime::MemoryUse use;
+};
+
 struct Summary {
     std::string architecture;
+    std::optional<SequenceMemory> memory;
     std::map<std::string, TypeTotal> by_type;
     uint64_t params = 0;
     uint64_t bytes = 0;
@@ -173,6 +185,18 @@ void print_text(const gguf::File& f, const Summary& s, bool list_tensors) {
     if (s.mtp_params > 0)
         std::printf("MTP block:       %s parameters (not used by the main forward pass)\n",
                     human_count(s.mtp_params).c_str());
+    if (s.memory) {
+        const runtime::MemoryUse& m = s.memory->use;
+        std::printf("memory/sequence: %s = KV cache %s (%s per token, %" PRId64 " layers, K %s, V %s, ctx %" PRId64 ")",
+                    human_bytes(m.kv_bytes + m.state_bytes).c_str(), human_bytes(m.kv_bytes).c_str(),
+                    human_bytes(m.kv_bytes_per_token).c_str(), m.n_kv_layers,
+                    std::string(type_name(s.memory->type_k)).c_str(), std::string(type_name(s.memory->type_v)).c_str(),
+                    s.memory->n_ctx);
+        if (m.n_state_layers > 0)
+            std::printf(" + recurrent state %s (%" PRId64 " layers, f32)", human_bytes(m.state_bytes).c_str(),
+                        m.n_state_layers);
+        std::printf("\n");
+    }
 
     const std::string prefix = s.architecture + ".";
     bool header = false;
@@ -271,6 +295,17 @@ ordered_json to_json(const gguf::File& f, const Summary& s) {
                     {"routed_params", s.routed_params},
                     {"active_params", s.active_params()}};
     if (s.mtp_params > 0) j["mtp_params"] = s.mtp_params;
+    if (s.memory) {
+        const runtime::MemoryUse& m = s.memory->use;
+        j["memory_per_sequence"] = {{"n_ctx", s.memory->n_ctx},
+                                    {"cache_type_k", std::string(type_name(s.memory->type_k))},
+                                    {"cache_type_v", std::string(type_name(s.memory->type_v))},
+                                    {"kv_bytes", m.kv_bytes},
+                                    {"kv_bytes_per_token", m.kv_bytes_per_token},
+                                    {"kv_layers", m.n_kv_layers},
+                                    {"state_bytes", m.state_bytes},
+                                    {"state_layers", m.n_state_layers}};
+    }
     const std::string tmpl = string_key(f, "tokenizer.chat_template");
     j["chat_template"] = !tmpl.empty();
     j["tokenizer"] = {
@@ -325,7 +360,15 @@ int run_inspect(const Params& params) {
         std::fprintf(stderr, "ferry inspect: %s\n", file.error().message.c_str());
         return 1;
     }
-    const Summary summary = summarize(file.value());
+    Summary summary = summarize(file.value());
+    // The memory estimate needs the architecture's loader; files ferry cannot run just lack it.
+    if (auto model = model::load(file.value()); model.ok()) {
+        const int64_t n_ctx = params.ctx_size > 0 ? params.ctx_size : (*model)->info().n_ctx_train;
+        if (n_ctx > 0)
+            summary.memory =
+                SequenceMemory{n_ctx, params.cache_type_k, params.cache_type_v,
+                               runtime::memory_use(**model, n_ctx, params.cache_type_k, params.cache_type_v)};
+    }
     if (params.json) {
         // Metadata strings come from the file and may not be UTF-8: replace bad bytes with U+FFFD.
         const std::string text =
