@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 
-FILES = ["llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16"]
+FILES = ["llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16", "qwen3moe-F16"]
 
 
 def main():

@@ -1,8 +1,8 @@
 // A loaded model: typed hyperparameters, the weight table (views into the GGUF file), and a forward
 // pass over backend::Ops.
 //
-// Each architecture lives in its own file (llama.cpp, qwen3.cpp, gemma3.cpp) and is written once, as
-// plain code against Ops; `load` picks it from `general.architecture`. The forward of one micro-batch
+// Each architecture lives in its own file (llama.cpp, qwen3.cpp, qwen3moe.cpp, gemma3.cpp) and is
+// written once, as plain code against Ops; `load` picks it from `general.architecture`. The forward of one micro-batch
 // writes the batch's K and V into the KV layers the runtime allocated (one per layer, from
 // `kv_layers`) and returns the logits.
 //
@@ -54,7 +54,7 @@ protected:
     ModelInfo info_;
 };
 
-// Loads the architecture named by general.architecture: llama, qwen3, gemma3.
+// Loads the architecture named by general.architecture: llama, qwen3, qwen3moe, gemma3.
 Result<std::unique_ptr<Model>> load(const gguf::File& file);
 
 }  // namespace ferry::model
