@@ -26,7 +26,8 @@ import sys
 # at 1.3e-3 .. 1.7e-3 (F16 file: 1.5e-6, at llama.cpp's noise floor), so the limit is 2e-3 here.
 LIMIT_OVERRIDES = {"qwen35-Q4_K_M": {"max_mean_kld": 0.002}}
 
-FILES = ["llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16", "qwen35-F16", "qwen35-Q4_K_M"]
+FILES = ["llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16", "qwen3moe-F16", "qwen35-F16",
+         "qwen35-Q4_K_M"]
 
 
 def main():

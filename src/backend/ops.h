@@ -139,6 +139,57 @@ struct AttnParams {
     int64_t n_swa = 0;      // sliding window: a query at position p sees keys p - n_swa + 1 .. p; 0 = off
 };
 
+// A mixture-of-experts FFN layer (moe_ffn). Expert e of a 3-D tensor {n_in, n_out, n_expert} is the
+// matrix at data + e * nb[2] (expert_matrix); nb[2] may exceed one expert's bytes (views of a fused
+// tensor), and experts the router does not choose are never read.
+struct MoeWeights {
+    const Tensor* gate_inp = nullptr;   // ffn_gate_inp  {n_embd, n_expert}: the router (F32 in real files)
+    const Tensor* gate_exps = nullptr;  // ffn_gate_exps {n_embd, n_ff, n_expert}
+    const Tensor* up_exps = nullptr;    // ffn_up_exps   {n_embd, n_ff, n_expert}
+    const Tensor* down_exps = nullptr;  // ffn_down_exps {n_ff, n_embd, n_expert}
+    // (optional) The shared expert every token runs through: all three or none.
+    const Tensor* gate_shexp = nullptr;  // ffn_gate_shexp {n_embd, n_ff_shexp}
+    const Tensor* up_shexp = nullptr;    // ffn_up_shexp   {n_embd, n_ff_shexp}
+    const Tensor* down_shexp = nullptr;  // ffn_down_shexp {n_ff_shexp, n_embd}
+    // (optional, needs the shared expert) ffn_gate_inp_shexp {n_embd}: the shared expert's output is
+    // scaled by sigmoid(dot(gate_inp_shexp, x)) per token (qwen35moe).
+    const Tensor* gate_inp_shexp = nullptr;
+};
+
+enum class MoeGating {
+    Softmax,  // probabilities = softmax over all n_expert router logits (qwen3moe, qwen35moe)
+    Sigmoid,  // probabilities = sigmoid of each logit
+};
+
+// The gated unit of every expert (routed and shared): act(gate x) * up x.
+enum class MoeActivation { Silu };
+
+struct MoeParams {
+    int64_t n_expert = 0;       // experts in the tensors (ne[2])
+    int64_t n_expert_used = 0;  // k: experts chosen per token, 1 <= k <= n_expert
+    MoeGating gating = MoeGating::Softmax;
+    bool norm_topk = false;      // divide the k chosen probabilities by their sum (clamped to >= 2^-14)
+    float weights_scale = 1.0f;  // then multiply them by this
+    MoeActivation activation = MoeActivation::Silu;
+};
+
+// Expert e of a 3-D expert tensor as a 2-D matrix view {ne[0], ne[1]}.
+inline Tensor expert_matrix(const Tensor& w, int64_t e) {
+    FERRY_CHECK(e >= 0 && e < w.ne[2] && w.ne[3] == 1);
+    Tensor m;
+    m.name = w.name;
+    m.type = w.type;
+    m.n_dims = 2;
+    m.ne = {w.ne[0], w.ne[1], 1, 1};
+    m.nb = {w.nb[0], w.nb[1], w.nb[1] * uint64_t(w.ne[1]), w.nb[1] * uint64_t(w.ne[1])};
+    m.data = static_cast<const uint8_t*>(w.data) + uint64_t(e) * w.nb[2];
+    return m;
+}
+
+// Panics (FERRY_CHECK) unless x {n_embd, T} and the weights have the shapes MoeWeights states and p is
+// consistent with them. Every implementation calls it first.
+void check_moe_shapes(const Act& x, const MoeWeights& w, const MoeParams& p);
+
 // Called with each named activation (llama.cpp's names: "attn_norm", "Qcur", "kqv_out", "ffn_out",
 // "l_out", "result_norm", "result_output", ...), layer index or -1. The Ops object can `read` it.
 using ActivationCallback = std::function<void(const Act&, std::string_view name, int layer)>;
@@ -220,6 +271,19 @@ public:
     // cells [0, n_kv) (key j visible to a query at p iff j <= p and, with a window, p - j < n_swa).
     // GQA: query head h reads KV head h / (n_head / n_head_kv); n_head must be a multiple of n_head_kv.
     virtual Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) = 0;
+
+    // Mixture-of-experts FFN, x {n_embd, T} -> {n_embd, T}. Per token x_t:
+    //   logits = gate_inp x_t (n_expert, f32); p = softmax(logits) or sigmoid(logits) (p.gating)
+    //   chosen = the k = n_expert_used largest p, largest first (ties: lower expert index first)
+    //   w_j = p[chosen_j], divided by max(sum_j w_j, 2^-14) if norm_topk, then times weights_scale
+    //   out_t = sum_j (in order j = 0..k-1) w_j * down_e(act(gate_e x_t) * up_e x_t),  e = chosen_j
+    //   shared expert: out_t += g_t * down_s(act(gate_s x_t) * up_s x_t), g_t = sigmoid(gate_inp_shexp . x_t)
+    //                  (g_t = 1 without gate_inp_shexp)
+    // Every product follows matmul's numerics (the input quantized to the weight's paired type; the
+    // down projections' input is each (token, expert) row of act(gate) * up). Only chosen experts are
+    // computed and read; traffic().weight_bytes grows by the bytes read (router, chosen experts,
+    // shared expert).
+    virtual Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) = 0;
 
     // Per row of x {n, rows}: indices of the k largest values, largest first (ties: lower index first).
     // -> host [rows][k].

@@ -11,6 +11,7 @@ namespace ferry::model {
 
 Result<std::unique_ptr<Model>> load_llama(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_qwen3(const gguf::File& file);
+Result<std::unique_ptr<Model>> load_qwen3moe(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_gemma3(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_qwen35(const gguf::File& file);
 

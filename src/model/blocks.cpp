@@ -1,9 +1,39 @@
 #include "model/blocks.h"
 
+#include <cmath>
+
 namespace ferry::model {
 
 using backend::Act;
 using backend::Ops;
+
+Result<AttentionWeights> load_attention_weights(const TensorTable& t, int il, const DenseHparams& h, bool qk_norm) {
+    AttentionWeights a;
+    const int64_t n_q = h.n_head * h.head_dim, n_k = h.n_head_kv * h.head_dim, n_v = h.n_head_kv * h.head_dim_v;
+    FERRY_ASSIGN(a.wq, t.get(layer_name(il, "attn_q.weight"), {h.n_embd, n_q}, WeightKind::Matrix));
+    FERRY_ASSIGN(a.wk, t.get(layer_name(il, "attn_k.weight"), {h.n_embd, n_k}, WeightKind::Matrix));
+    FERRY_ASSIGN(a.wv, t.get(layer_name(il, "attn_v.weight"), {h.n_embd, n_v}, WeightKind::Matrix));
+    FERRY_ASSIGN(a.wo,
+                 t.get(layer_name(il, "attn_output.weight"), {h.head_dim_v * h.n_head, h.n_embd}, WeightKind::Matrix));
+    if (qk_norm) {
+        FERRY_ASSIGN(a.q_norm, t.get(layer_name(il, "attn_q_norm.weight"), {h.head_dim}, WeightKind::Norm));
+        FERRY_ASSIGN(a.k_norm, t.get(layer_name(il, "attn_k_norm.weight"), {h.head_dim}, WeightKind::Norm));
+    }
+    return a;
+}
+
+AttentionParams dense_attention_params(const AttentionWeights* w, const DenseHparams& h, backend::RopeMode mode) {
+    return {
+        .w = w,
+        .n_head = h.n_head,
+        .n_head_kv = h.n_head_kv,
+        .head_dim = h.head_dim,
+        .head_dim_v = h.head_dim_v,
+        .norm_eps = h.rms_eps,
+        .rope = {.mode = mode, .n_rot = h.n_rot, .freq_base = h.rope_freq_base, .freq_scale = h.rope_freq_scale},
+        .kq_scale = 1.0f / std::sqrt(float(h.head_dim)),
+    };
+}
 
 Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const int32_t> pos, backend::KvHandle kv,
               int il) {

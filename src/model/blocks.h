@@ -7,6 +7,8 @@
 #include <span>
 
 #include "backend/ops.h"
+#include "core/result.h"
+#include "model/loader.h"
 
 namespace ferry::model {
 
@@ -33,6 +35,14 @@ struct AttentionParams {
     // attention output is multiplied by sigmoid(gate) before attn_output. wq is then {n_embd, 2 * n_head * head_dim}.
     bool output_gate = false;
 };
+
+// Layer il's attn_q, attn_k, attn_v, attn_output, and with qk_norm attn_q_norm / attn_k_norm {head_dim}
+// (required), shaped by h.
+Result<AttentionWeights> load_attention_weights(const TensorTable& t, int il, const DenseHparams& h, bool qk_norm);
+
+// The usual attention of a DenseHparams model: h's heads and RoPE (mode as given, h.n_rot dims),
+// q/k norms with h.rms_eps, scores scaled by 1/sqrt(head_dim), no window.
+AttentionParams dense_attention_params(const AttentionWeights* w, const DenseHparams& h, backend::RopeMode mode);
 
 // Self-attention of x {n_embd, T} at positions pos0.. : projections, optional q/k norms, RoPE, writes
 // K and V into kv cells [pos0, pos0 + T), attends over cells [0, pos0 + T), output projection.

@@ -11,10 +11,11 @@ Result<std::unique_ptr<Model>> load(const gguf::File& file) {
     if (arch == nullptr) return make_error("gguf key 'general.architecture': expected a string");
     if (*arch == "llama") return load_llama(file);
     if (*arch == "qwen3") return load_qwen3(file);
+    if (*arch == "qwen3moe") return load_qwen3moe(file);
     if (*arch == "gemma3") return load_gemma3(file);
     if (*arch == "qwen35") return load_qwen35(file);
     return make_error("gguf key 'general.architecture': '" + *arch +
-                      "' is not supported (llama, qwen3, gemma3, qwen35)");
+                      "' is not supported (llama, qwen3, qwen3moe, gemma3, qwen35)");
 }
 
 }  // namespace ferry::model

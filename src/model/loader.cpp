@@ -147,6 +147,54 @@ Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File&
     return h;
 }
 
+Result<MoeHparams> load_moe_hparams(const HparamReader& r, bool shared_expert) {
+    MoeHparams h;
+    FERRY_ASSIGN(h.n_expert, r.u32("expert_count"));
+    FERRY_ASSIGN(h.n_expert_used, r.u32("expert_used_count"));
+    FERRY_ASSIGN(h.n_ff_exp, r.u32("expert_feed_forward_length"));
+    if (h.n_expert == 0) return bad_key(r.key("expert_count"), "must be positive");
+    if (h.n_expert_used == 0 || h.n_expert_used > h.n_expert)
+        return bad_key(r.key("expert_used_count"),
+                       "= " + std::to_string(h.n_expert_used) +
+                           " must be between 1 and expert_count = " + std::to_string(h.n_expert));
+    if (h.n_ff_exp == 0) return bad_key(r.key("expert_feed_forward_length"), "must be positive");
+    if (shared_expert) {
+        FERRY_ASSIGN(h.n_ff_shexp, r.u32("expert_shared_feed_forward_length"));
+        if (h.n_ff_shexp == 0) return bad_key(r.key("expert_shared_feed_forward_length"), "must be positive");
+    }
+    return h;
+}
+
+backend::MoeWeights MoeTensors::weights() const {
+    auto opt = [](const std::optional<Tensor>& t) { return t ? &*t : nullptr; };
+    return {.gate_inp = &gate_inp,
+            .gate_exps = &gate_exps,
+            .up_exps = &up_exps,
+            .down_exps = &down_exps,
+            .gate_shexp = opt(gate_shexp),
+            .up_shexp = opt(up_shexp),
+            .down_shexp = opt(down_shexp),
+            .gate_inp_shexp = opt(gate_inp_shexp)};
+}
+
+Result<MoeTensors> load_moe_tensors(const TensorTable& t, int il, int64_t n_embd, const MoeHparams& h) {
+    MoeTensors m;
+    const int64_t n_ff = h.n_ff_exp, n_e = h.n_expert;
+    FERRY_ASSIGN(m.gate_inp, t.get(layer_name(il, "ffn_gate_inp.weight"), {n_embd, n_e}, WeightKind::Matrix));
+    FERRY_ASSIGN(m.gate_exps, t.get(layer_name(il, "ffn_gate_exps.weight"), {n_embd, n_ff, n_e}, WeightKind::Matrix));
+    FERRY_ASSIGN(m.up_exps, t.get(layer_name(il, "ffn_up_exps.weight"), {n_embd, n_ff, n_e}, WeightKind::Matrix));
+    FERRY_ASSIGN(m.down_exps, t.get(layer_name(il, "ffn_down_exps.weight"), {n_ff, n_embd, n_e}, WeightKind::Matrix));
+    if (h.n_ff_shexp > 0) {
+        const int64_t n_s = h.n_ff_shexp;
+        FERRY_ASSIGN(m.gate_shexp, t.get(layer_name(il, "ffn_gate_shexp.weight"), {n_embd, n_s}, WeightKind::Matrix));
+        FERRY_ASSIGN(m.up_shexp, t.get(layer_name(il, "ffn_up_shexp.weight"), {n_embd, n_s}, WeightKind::Matrix));
+        FERRY_ASSIGN(m.down_shexp, t.get(layer_name(il, "ffn_down_shexp.weight"), {n_s, n_embd}, WeightKind::Matrix));
+        FERRY_ASSIGN(m.gate_inp_shexp,
+                     t.get_optional(layer_name(il, "ffn_gate_inp_shexp.weight"), {n_embd}, WeightKind::Matrix));
+    }
+    return m;
+}
+
 Result<EmbeddingAndHead> load_embedding_and_head(const TensorTable& t, const DenseHparams& h) {
     EmbeddingAndHead e;
     FERRY_ASSIGN(e.token_embd, t.get("token_embd.weight", {h.n_embd, h.n_vocab}, WeightKind::Matrix));

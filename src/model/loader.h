@@ -61,7 +61,7 @@ private:
 // "blk.<il>.<suffix>"
 std::string layer_name(int il, std::string_view suffix);
 
-// Hyperparameters shared by the dense decoder-only transformers (llama, qwen3, gemma3).
+// Hyperparameters shared by the decoder-only transformers (llama, qwen3, qwen3moe, gemma3).
 struct DenseHparams {
     int64_t n_vocab = 0;              // rows of token_embd
     int64_t n_embd = 0;               // embedding_length
@@ -81,6 +81,35 @@ struct DenseHparams {
 // Reads DenseHparams and checks them against each other and against token_embd.weight. Without
 // require_ffn, feed_forward_length is optional (n_ff 0 when absent: a model whose FFN is a MoE).
 Result<DenseHparams> load_dense_hparams(const HparamReader& r, const gguf::File& file, bool require_ffn = true);
+
+// Hyperparameters of a mixture-of-experts FFN (qwen3moe, qwen35moe).
+struct MoeHparams {
+    int64_t n_expert = 0;       // expert_count
+    int64_t n_expert_used = 0;  // expert_used_count, 1 <= n_expert_used <= n_expert
+    int64_t n_ff_exp = 0;       // expert_feed_forward_length: rows of each routed expert's gate / up
+    int64_t n_ff_shexp = 0;     // expert_shared_feed_forward_length: the shared expert's (0 = none)
+};
+
+// Reads MoeHparams; the shared expert's length is read only when `shared_expert` (then required).
+Result<MoeHparams> load_moe_hparams(const HparamReader& r, bool shared_expert);
+
+// The tensors of one layer's MoE FFN (shapes as backend::MoeWeights states them).
+struct MoeTensors {
+    Tensor gate_inp;                       // ffn_gate_inp  {n_embd, n_expert}
+    Tensor gate_exps;                      // ffn_gate_exps {n_embd, n_ff_exp, n_expert}
+    Tensor up_exps;                        // ffn_up_exps   {n_embd, n_ff_exp, n_expert}
+    Tensor down_exps;                      // ffn_down_exps {n_ff_exp, n_embd, n_expert}
+    std::optional<Tensor> gate_shexp;      // ffn_gate_shexp {n_embd, n_ff_shexp}
+    std::optional<Tensor> up_shexp;        // ffn_up_shexp   {n_embd, n_ff_shexp}
+    std::optional<Tensor> down_shexp;      // ffn_down_shexp {n_ff_shexp, n_embd}
+    std::optional<Tensor> gate_inp_shexp;  // ffn_gate_inp_shexp {n_embd} (optional even with a shared expert)
+
+    // Pointers into this object: valid while it lives where it is.
+    backend::MoeWeights weights() const;
+};
+
+// Layer il's MoE tensors; the shared expert's three matrices are required when h.n_ff_shexp > 0.
+Result<MoeTensors> load_moe_tensors(const TensorTable& t, int il, int64_t n_embd, const MoeHparams& h);
 
 // The input embedding and the output head every dense architecture has: token_embd {n_embd, n_vocab},
 // output_norm {n_embd}, and output {n_embd, n_vocab}, which is token_embd when the file ties them.

@@ -6,7 +6,6 @@
 //                   NeoX RoPE (pairs (i, i + n_rot/2)) over the whole head
 //               x = h + ffn_down(silu(ffn_gate(n)) * ffn_up(n)),  n = rms_norm(h) * ffn_norm
 //   logits = output(rms_norm(x) * output_norm)                               (token_embd when tied)
-#include <cmath>
 #include <numeric>
 
 #include "model/arch.h"
@@ -55,7 +54,6 @@ Result<std::unique_ptr<Model>> Qwen3Model::load(const gguf::File& file) {
         .arch = "qwen3", .n_vocab = h.n_vocab, .n_embd = h.n_embd, .n_layer = h.n_layer, .n_ctx_train = h.n_ctx_train};
 
     const TensorTable t(file);
-    const int64_t n_q = h.n_head * h.head_dim, n_k = h.n_head_kv * h.head_dim, n_v = h.n_head_kv * h.head_dim_v;
     FERRY_ASSIGN(const EmbeddingAndHead io, load_embedding_and_head(t, h));
     m->token_embd = io.token_embd;
     m->output_norm = io.output_norm;
@@ -63,13 +61,7 @@ Result<std::unique_ptr<Model>> Qwen3Model::load(const gguf::File& file) {
     for (int il = 0; il < h.n_layer; ++il) {
         Qwen3Layer l;
         FERRY_ASSIGN(l.attn_norm, t.get(layer_name(il, "attn_norm.weight"), {h.n_embd}, WeightKind::Norm));
-        FERRY_ASSIGN(l.attn.wq, t.get(layer_name(il, "attn_q.weight"), {h.n_embd, n_q}, WeightKind::Matrix));
-        FERRY_ASSIGN(l.attn.wk, t.get(layer_name(il, "attn_k.weight"), {h.n_embd, n_k}, WeightKind::Matrix));
-        FERRY_ASSIGN(l.attn.wv, t.get(layer_name(il, "attn_v.weight"), {h.n_embd, n_v}, WeightKind::Matrix));
-        FERRY_ASSIGN(l.attn.wo, t.get(layer_name(il, "attn_output.weight"), {h.head_dim_v * h.n_head, h.n_embd},
-                                      WeightKind::Matrix));
-        FERRY_ASSIGN(l.attn.q_norm, t.get(layer_name(il, "attn_q_norm.weight"), {h.head_dim}, WeightKind::Norm));
-        FERRY_ASSIGN(l.attn.k_norm, t.get(layer_name(il, "attn_k_norm.weight"), {h.head_dim}, WeightKind::Norm));
+        FERRY_ASSIGN(l.attn, load_attention_weights(t, il, h, /*qk_norm=*/true));
         FERRY_ASSIGN(l.ffn_norm, t.get(layer_name(il, "ffn_norm.weight"), {h.n_embd}, WeightKind::Norm));
         FERRY_ASSIGN(l.ffn_gate, t.get(layer_name(il, "ffn_gate.weight"), {h.n_embd, h.n_ff}, WeightKind::Matrix));
         FERRY_ASSIGN(l.ffn_up, t.get(layer_name(il, "ffn_up.weight"), {h.n_embd, h.n_ff}, WeightKind::Matrix));
@@ -91,19 +83,7 @@ Act Qwen3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const b
         const Qwen3Layer& l = layers[size_t(il)];
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
         ops.name(cur, "attn_norm", il);
-        const AttentionParams ap{
-            .w = &l.attn,
-            .n_head = h.n_head,
-            .n_head_kv = h.n_head_kv,
-            .head_dim = h.head_dim,
-            .head_dim_v = h.head_dim_v,
-            .norm_eps = h.rms_eps,
-            .rope = {.mode = backend::RopeMode::Neox,
-                     .n_rot = h.n_rot,
-                     .freq_base = h.rope_freq_base,
-                     .freq_scale = h.rope_freq_scale},
-            .kq_scale = 1.0f / std::sqrt(float(h.head_dim)),
-        };
+        const AttentionParams ap = dense_attention_params(&l.attn, h, backend::RopeMode::Neox);
         cur = attention(ops, cur, ap, pos, kv[size_t(il)], il);
         const Act ffn_inp = ops.add(cur, x);
         ops.name(ffn_inp, "ffn_inp", il);

@@ -1,5 +1,6 @@
 #include "tools/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -17,20 +18,40 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// "llama, 134.52 M params, Q4_1 69% + Q8_0 31%, 92.1 MiB"
 std::string mib(uint64_t bytes) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f MiB", double(bytes) / (1 << 20));
     return buf;
 }
 
+// "llama, 134.52 M params, Q4_1 69% + Q8_0 31%, 92.1 MiB"; a mixture of experts also gets the
+// parameters one token uses: "qwen3moe, 30.53 B params (3.35 B active, 8 of 128 experts), ...".
 std::string describe_weights(const gguf::File& file, const std::string& arch) {
-    uint64_t params = 0, bytes = 0;
+    const gguf::Value* ne = file.find(arch + ".expert_count");
+    const gguf::Value* nu = file.find(arch + ".expert_used_count");
+    const uint64_t n_expert = ne && ne->get_uint() ? *ne->get_uint() : 0;
+    const uint64_t n_used = nu && nu->get_uint() ? std::min(*nu->get_uint(), n_expert) : 0;
+    uint64_t params = 0, bytes = 0, routed = 0;
     std::map<std::string, uint64_t> by_type;
     for (const gguf::TensorInfo& t : file.tensors()) {
         params += uint64_t(t.n_elements());
         bytes += t.size;
         by_type[std::string(type_name(t.type))] += t.size;
+        if (n_expert > 1 && t.name.find("_exps") != std::string::npos && uint64_t(t.ne[2]) == n_expert)
+            routed += uint64_t(t.n_elements());
+    }
+    auto count = [](uint64_t n) {
+        char buf[32];
+        if (n >= 1000000000)
+            std::snprintf(buf, sizeof buf, "%.2f B", double(n) / 1e9);
+        else
+            std::snprintf(buf, sizeof buf, "%.2f M", double(n) / 1e6);
+        return std::string(buf);
+    };
+    std::string what = count(params) + " params";
+    if (routed > 0) {
+        what += " (" + count(params - routed + routed / n_expert * n_used) + " active, " + std::to_string(n_used) +
+                " of " + std::to_string(n_expert) + " experts)";
     }
     std::string types;
     for (const auto& [type, b] : by_type) {
@@ -41,7 +62,7 @@ std::string describe_weights(const gguf::File& file, const std::string& arch) {
         types += buf;
     }
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%s, %.2f M params, %s, %.1f MiB", arch.c_str(), double(params) / 1e6, types.c_str(),
+    std::snprintf(buf, sizeof buf, "%s, %s, %s, %.1f MiB", arch.c_str(), what.c_str(), types.c_str(),
                   double(bytes) / (1 << 20));
     return buf;
 }

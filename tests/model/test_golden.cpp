@@ -249,18 +249,17 @@ TEST_P(Golden, GreedyMatchesUpToFirstNearTie) {
     EXPECT_EQ(got, std::vector<int32_t>(want.begin(), want.begin() + std::ptrdiff_t(n_check)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, Golden,
-                         ::testing::Combine(::testing::Values("llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16",
-                                                              "gemma3-F16", "qwen35-F16", "qwen35-Q4_K_M"),
-                                            ::testing::Values(backend::BackendKind::Reference,
-                                                              backend::BackendKind::Cpu)),
-                         [](const auto& info) {
-                             std::string n = std::string(std::get<0>(info.param)) + "_" +
-                                             backend::backend_name(std::get<1>(info.param));
-                             for (char& c : n)
-                                 if (c == '-') c = '_';
-                             return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Files, Golden,
+    ::testing::Combine(::testing::Values("llama-F16", "llama-Q8_0", "llama-Q4_K_M", "qwen3-F16", "gemma3-F16",
+                                         "qwen3moe-F16", "qwen35-F16", "qwen35-Q4_K_M"),
+                       ::testing::Values(backend::BackendKind::Reference, backend::BackendKind::Cpu)),
+    [](const auto& info) {
+        std::string n = std::string(std::get<0>(info.param)) + "_" + backend::backend_name(std::get<1>(info.param));
+        for (char& c : n)
+            if (c == '-') c = '_';
+        return n;
+    });
 
 }  // namespace
 }  // namespace ferry

@@ -24,6 +24,11 @@ struct Spec {
     bool with_block_count = true;
     uint32_t head_count_kv = 1;
     int64_t attn_q_rows = 8;
+    // qwen3moe (arch "qwen3moe"): experts of 16 rows, q/k norms, router rows = router_experts.
+    uint32_t expert_count = 4;
+    uint32_t expert_used_count = 2;
+    bool with_expert_ff = true;
+    int64_t router_experts = 4;
 };
 
 Result<gguf::File> build(const Spec& s) {
@@ -56,9 +61,21 @@ Result<gguf::File> build(const Spec& s) {
     tensor("blk.0.attn_v.weight", {8, 4});
     tensor("blk.0.attn_output.weight", {8, 8});
     tensor("blk.0.ffn_norm.weight", {8});
-    tensor("blk.0.ffn_gate.weight", {8, 16});
-    tensor("blk.0.ffn_up.weight", {8, 16});
-    tensor("blk.0.ffn_down.weight", {16, 8});
+    if (s.arch == "qwen3moe") {
+        u32("expert_count", s.expert_count);
+        u32("expert_used_count", s.expert_used_count);
+        if (s.with_expert_ff) u32("expert_feed_forward_length", 16);
+        tensor("blk.0.attn_q_norm.weight", {4});
+        tensor("blk.0.attn_k_norm.weight", {4});
+        tensor("blk.0.ffn_gate_inp.weight", {8, s.router_experts});
+        tensor("blk.0.ffn_gate_exps.weight", {8, 16, 4});
+        tensor("blk.0.ffn_up_exps.weight", {8, 16, 4});
+        tensor("blk.0.ffn_down_exps.weight", {16, 8, 4});
+    } else {
+        tensor("blk.0.ffn_gate.weight", {8, 16});
+        tensor("blk.0.ffn_up.weight", {8, 16});
+        tensor("blk.0.ffn_down.weight", {16, 8});
+    }
     const std::vector<uint8_t> bytes = w.to_bytes();
     return gguf::File::parse(FileData::from_bytes(bytes.data(), bytes.size()));
 }
@@ -81,6 +98,51 @@ TEST(ModelLoader, ErrorsNameTheKeyOrTensor) {
               std::string::npos)
         << load_error({.attn_q_rows = 12});
     EXPECT_NE(load_error({.arch = "mamba"}).find("'mamba' is not supported"), std::string::npos);
+}
+
+TEST(ModelLoader, Qwen3MoeErrorsNameTheKeyOrTensor) {
+    const Spec moe{.arch = "qwen3moe"};
+    EXPECT_EQ(load_error(moe), "");
+    Spec s = moe;
+    s.expert_used_count = 5;
+    EXPECT_NE(load_error(s).find("'qwen3moe.expert_used_count': = 5 must be between 1 and expert_count = 4"),
+              std::string::npos)
+        << load_error(s);
+    s = moe;
+    s.expert_used_count = 0;
+    EXPECT_NE(load_error(s).find("'qwen3moe.expert_used_count'"), std::string::npos) << load_error(s);
+    s = moe;
+    s.with_expert_ff = false;
+    EXPECT_NE(load_error(s).find("'qwen3moe.expert_feed_forward_length': missing"), std::string::npos) << load_error(s);
+    s = moe;
+    s.router_experts = 3;  // the router disagrees with expert_count
+    EXPECT_NE(load_error(s).find("'blk.0.ffn_gate_inp.weight': shape {8, 3}, expected {8, 4}"), std::string::npos)
+        << load_error(s);
+    s = moe;
+    s.router_experts = 8;
+    s.expert_count = 8;  // now the expert tensors disagree
+    EXPECT_NE(load_error(s).find("'blk.0.ffn_gate_exps.weight': shape {8, 16, 4}, expected {8, 16, 8}"),
+              std::string::npos)
+        << load_error(s);
+}
+
+TEST(Recording, Qwen3MoeRecordsMoeFfn) {
+    auto file = build({.arch = "qwen3moe"});
+    ASSERT_TRUE(file.ok());
+    auto model = model::load(*file);
+    ASSERT_TRUE(model.ok()) << model.error().message;
+    backend::recording::RecordingOps ops;
+    std::vector<std::string> names;
+    ops.set_callback([&](const backend::Act&, std::string_view n, int) { names.emplace_back(n); });
+    const std::vector<int32_t> five = {1, 2, 3, 4, 5};
+    std::vector<backend::KvHandle> kv = {ops.new_kv_layer({16, 1, 4, 4, GgmlType::F32, GgmlType::F32})};
+    (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = true, .state = {}}, kv);
+    const auto it = std::find_if(ops.ops().begin(), ops.ops().end(), [](const auto& r) { return r.op == "moe_ffn"; });
+    ASSERT_NE(it, ops.ops().end());
+    EXPECT_EQ(it->weight, "blk.0.ffn_gate_exps.weight");
+    EXPECT_EQ(it->out, (std::array<int64_t, 4>{8, 5, 1, 1}));
+    EXPECT_GT(it->scratch_bytes, 0u);
+    EXPECT_NE(std::find(names.begin(), names.end(), "ffn_moe_out"), names.end());
 }
 
 TEST(Session, ContextAndTokenChecks) {

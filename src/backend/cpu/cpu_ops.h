@@ -27,6 +27,12 @@
 
 namespace ferry::backend::cpu {
 
+// The GEMM work split (matmul.cpp, moe.cpp): items of up to kColBlock activation columns times a run of
+// weight rows (kPrefillRows with several columns; in decode sized so each thread gets about 8 items).
+inline constexpr int64_t kColBlock = 64;
+inline constexpr int64_t kPrefillRows = 16;
+inline constexpr int64_t kMinParallelMacs = 1 << 16;  // smaller products run on the calling thread
+
 class CpuOps final : public Ops {
 public:
     // n_threads <= 0: one per physical core. kernels: nullptr = the best table this CPU supports
@@ -62,6 +68,7 @@ public:
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
     std::vector<int32_t> top_k(const Act& x, int64_t k) override;
+    Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) override;
 
     // Host access for tests and callbacks: the f32 data of a live activation.
     std::span<const float> data(const Act& a) const;
@@ -79,6 +86,20 @@ private:
         std::vector<uint8_t> kq, vq;
     };
 
+    // Activation rows ready for a weight type's gemm: quantized to its paired type (in buf), rounded
+    // to F16 / BF16 (in buf), or x itself for F32; row r at data + r * stride.
+    struct PreparedAct {
+        const void* data;
+        size_t stride;
+    };
+    PreparedAct prepare_act(GgmlType w_type, const float* x, int64_t n_rows, int64_t n_in, std::vector<uint8_t>& buf);
+    // One tile through the fast kernel of w_type, or the scalar vec_dot fallback.
+    void gemm_tile(GgmlType w_type, const quant::GemmArgs& g) const;
+    // Weight rows per work item for a product with n_cols activation columns.
+    int64_t gemm_rows_per_item(int64_t n_rows_total, int64_t n_cols) const;
+    // y [n_tok][n_out] = w x [n_tok][n_in] (matmul without the activation handles).
+    void matmul_into(const Tensor& w, const float* x, int64_t n_tok, float* y, std::vector<uint8_t>& scratch);
+
     Act alloc(std::array<int64_t, kMaxDims> ne);
     float* ptr(const Act& a);
     const float* ptr(const Act& a) const;
@@ -95,6 +116,13 @@ private:
     std::deque<std::vector<float>> bufs_;  // activation buffers, reused across reset()
     size_t n_live_ = 0;
     std::vector<uint8_t> act_scratch_;  // activations quantized for matmul
+    // moe_ffn's buffers, kept across calls (moe.cpp).
+    struct MoeScratch {
+        std::vector<float> logits, weights, gate, up, down, shared;
+        std::vector<int32_t> experts, count, offset, slot, token;
+        std::vector<uint8_t> x_gate, x_up, gathered_gate, gathered_up, act_down, misc;
+    };
+    MoeScratch moe_;
     std::vector<KvLayer> kv_;
     StateStore states_;
 };

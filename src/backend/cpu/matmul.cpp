@@ -13,10 +13,6 @@
 namespace ferry::backend::cpu {
 namespace {
 
-constexpr int64_t kColBlock = 64;     // activation columns per work item
-constexpr int64_t kPrefillRows = 16;  // weight rows per work item when there are several columns
-constexpr int64_t kMinParallelMacs = 1 << 16;
-
 // The fallback for weight types without a fast kernel: the format's scalar vec_dot per output.
 void scalar_gemm(const quant::FormatTraits& wf, const quant::GemmArgs& g) {
     for (int64_t c = 0; c < g.nc; ++c) {
@@ -36,47 +32,62 @@ int64_t rows_per_item(int64_t n_out, int64_t n_cols, int n_threads) {
 
 }  // namespace
 
-Act CpuOps::matmul(const Tensor& w, const Act& x) {
-    const quant::FormatTraits* wf = quant::find_format(w.type);
-    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
-    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
-    const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
-    FERRY_CHECK(x.ne[0] == n_in && n_in % wf->block_size == 0);
-    Act out = alloc({n_out, n_tok, 1, 1});
-    const float* xs = ptr(x);
-    float* y = ptr(out);
-    const quant::KernelTable& k = *kernels_;
-
-    // 1. Activations in the paired format, one row per token.
+CpuOps::PreparedAct CpuOps::prepare_act(GgmlType w_type, const float* xs, int64_t n_rows, int64_t n_in,
+                                        std::vector<uint8_t>& buf) {
+    const quant::FormatTraits* wf = quant::find_format(w_type);
+    FERRY_CHECK(wf != nullptr);
     const quant::FormatTraits* af = quant::find_format(wf->vec_dot_type);
     FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
+    const quant::KernelTable& k = *kernels_;
     const size_t a_stride = size_t(n_in / af->block_size * af->type_size);
-    const void* act = xs;
-    const int64_t tok_grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(n_in, 1));
-    if (w.type == GgmlType::F16 || w.type == GgmlType::BF16) {
-        act_scratch_.resize(a_stride * size_t(n_tok));
-        float* xr = reinterpret_cast<float*>(act_scratch_.data());
-        pool_.parallel_for(n_tok, tok_grain, [&](int64_t b, int64_t e) {
-            if (w.type == GgmlType::F16) {
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(n_in, 1));
+    if (w_type == GgmlType::F16 || w_type == GgmlType::BF16) {
+        buf.resize(a_stride * size_t(n_rows));
+        float* xr = reinterpret_cast<float*>(buf.data());
+        pool_.parallel_for(n_rows, grain, [&](int64_t b, int64_t e) {
+            if (w_type == GgmlType::F16) {
                 k.round_f16((e - b) * n_in, xs + b * n_in, xr + b * n_in);
             } else {
                 for (int64_t i = b * n_in; i < e * n_in; ++i) xr[i] = bf16_to_fp32(fp32_to_bf16(xs[i]));
             }
         });
-        act = xr;
-    } else if (af->type != GgmlType::F32) {
-        act_scratch_.resize(a_stride * size_t(n_tok));
-        uint8_t* qa = act_scratch_.data();
-        quant::QuantizeFn q = k.quantize_for(af->type);
-        if (q == nullptr) q = af->quantize_row;
-        pool_.parallel_for(n_tok, tok_grain, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) q(xs + t * n_in, qa + size_t(t) * a_stride, n_in);
-        });
-        act = qa;
+        return {buf.data(), a_stride};
     }
+    if (af->type == GgmlType::F32) return {xs, a_stride};
+    buf.resize(a_stride * size_t(n_rows));
+    uint8_t* qa = buf.data();
+    quant::QuantizeFn q = k.quantize_for(af->type);
+    if (q == nullptr) q = af->quantize_row;
+    pool_.parallel_for(n_rows, grain, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) q(xs + t * n_in, qa + size_t(t) * a_stride, n_in);
+    });
+    return {qa, a_stride};
+}
+
+void CpuOps::gemm_tile(GgmlType w_type, const quant::GemmArgs& g) const {
+    const quant::GemmFn fast = kernels_->gemm_for(w_type);
+    if (fast) {
+        fast(g);
+    } else {
+        scalar_gemm(*quant::find_format(w_type), g);
+    }
+}
+
+int64_t CpuOps::gemm_rows_per_item(int64_t n_rows_total, int64_t n_cols) const {
+    return rows_per_item(n_rows_total, n_cols, pool_.size());
+}
+
+void CpuOps::matmul_into(const Tensor& w, const float* xs, int64_t n_tok, float* y, std::vector<uint8_t>& scratch) {
+    const quant::FormatTraits* wf = quant::find_format(w.type);
+    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
+    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
+    const int64_t n_in = w.ne[0], n_out = w.ne[1];
+    FERRY_CHECK(n_in % wf->block_size == 0);
+
+    // 1. Activations in the paired format, one row per token.
+    const PreparedAct act = prepare_act(w.type, xs, n_tok, n_in, scratch);
 
     // 2. The product, over (row chunk, column block) items.
-    const quant::GemmFn fast = k.gemm_for(w.type);
     const int64_t rows = rows_per_item(n_out, n_tok, pool_.size());
     const int64_t n_row_items = (n_out + rows - 1) / rows;
     const int64_t n_col_items = (n_tok + kColBlock - 1) / kColBlock;
@@ -86,22 +97,23 @@ Act CpuOps::matmul(const Tensor& w, const Act& x) {
     pool_.parallel_for(n_row_items * n_col_items, tiny ? n_row_items * n_col_items : 1, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) {
             const int64_t r0 = (item % n_row_items) * rows, c0 = (item / n_row_items) * kColBlock;
-            const quant::GemmArgs g{.n = n_in,
-                                    .w = w_bytes + uint64_t(r0) * w.nb[1],
-                                    .w_stride = size_t(w.nb[1]),
-                                    .nr = std::min(rows, n_out - r0),
-                                    .a = static_cast<const uint8_t*>(act) + size_t(c0) * a_stride,
-                                    .a_stride = a_stride,
-                                    .nc = std::min(kColBlock, n_tok - c0),
-                                    .y = y + c0 * n_out + r0,
-                                    .ldy = n_out};
-            if (fast) {
-                fast(g);
-            } else {
-                scalar_gemm(*wf, g);
-            }
+            gemm_tile(w.type, {.n = n_in,
+                               .w = w_bytes + uint64_t(r0) * w.nb[1],
+                               .w_stride = size_t(w.nb[1]),
+                               .nr = std::min(rows, n_out - r0),
+                               .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
+                               .a_stride = act.stride,
+                               .nc = std::min(kColBlock, n_tok - c0),
+                               .y = y + c0 * n_out + r0,
+                               .ldy = n_out});
         }
     });
+}
+
+Act CpuOps::matmul(const Tensor& w, const Act& x) {
+    FERRY_CHECK(x.ne[0] == w.ne[0]);
+    Act out = alloc({w.ne[1], x.n_rows(), 1, 1});
+    matmul_into(w, ptr(x), x.n_rows(), ptr(out), act_scratch_);
     return out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/moe_routing.h"
+
 namespace ferry::backend::recording {
 
 Act RecordingOps::record(std::string op, const Tensor* w, std::initializer_list<Act> in,
@@ -116,9 +118,26 @@ std::vector<int32_t> RecordingOps::top_k(const Act& x, int64_t k) {
     return std::vector<int32_t>(static_cast<size_t>(k * x.n_rows()), 0);
 }
 
+Act RecordingOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
+    check_moe_shapes(x, w, p);
+    const Act out = record("moe_ffn", w.gate_exps, {x}, x.ne);
+    // What a backend holds at most while it runs: router logits and routing, and per (token, chosen
+    // expert) the gate, up and down rows (f32) plus the quantized input rows (bounded by f32 size);
+    // the shared expert's gate, up and down rows per token.
+    const uint64_t n_tok = uint64_t(x.ne[1]), k = uint64_t(p.n_expert_used);
+    const uint64_t n_embd = uint64_t(x.ne[0]), n_ff = uint64_t(w.gate_exps->ne[1]);
+    const uint64_t n_ff_s = w.gate_shexp ? uint64_t(w.gate_shexp->ne[1]) : 0;
+    uint64_t floats = n_tok * uint64_t(p.n_expert) + 2 * n_tok * k;  // logits, experts, weights
+    floats += n_tok * n_embd;                                        // x quantized for gate / up
+    floats += n_tok * k * (n_embd + 3 * n_ff + n_embd);              // gathered x, gate, up, act, down
+    floats += n_tok * (3 * n_ff_s + 2 * n_embd);                     // shared expert
+    ops_.back().scratch_bytes = floats * sizeof(float);
+    return out;
+}
+
 uint64_t RecordingOps::activation_bytes() const {
     uint64_t sum = 0;
-    for (const OpRecord& r : ops_) sum += r.out_bytes;
+    for (const OpRecord& r : ops_) sum += r.out_bytes + r.scratch_bytes;
     return sum;
 }
 

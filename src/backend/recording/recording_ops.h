@@ -20,7 +20,8 @@ struct OpRecord {
     std::vector<std::array<int64_t, kMaxDims>> in;  // activation inputs
     std::array<int64_t, kMaxDims> out{0, 0, 0, 0};  // output (zeros for ops without one)
     int32_t out_id = -1;
-    uint64_t out_bytes = 0;  // f32 bytes of the output activation
+    uint64_t out_bytes = 0;      // f32 bytes of the output activation
+    uint64_t scratch_bytes = 0;  // temporaries the op needs while it runs (moe_ffn), beside the output
 };
 
 class RecordingOps final : public Ops {
@@ -54,9 +55,10 @@ public:
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
     std::vector<int32_t> top_k(const Act& x, int64_t k) override;
+    Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) override;
 
     const std::vector<OpRecord>& ops() const { return ops_; }
-    // Sum of the output bytes of all recorded ops (an upper bound on the compute buffer).
+    // Sum of the output and scratch bytes of all recorded ops (an upper bound on the compute buffer).
     uint64_t activation_bytes() const;
     uint64_t kv_bytes() const { return kv_bytes_; }
     uint64_t state_bytes() const { return state_bytes_; }

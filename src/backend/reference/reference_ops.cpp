@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "backend/moe_routing.h"
 #include "core/fp16.h"
 #include "quant/formats.h"
 
@@ -51,6 +52,50 @@ float gelu_f(float x) {
 float sigmoid_f(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 float softplus_f(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+
+// y [n_tok][n_out] = w {n_in, n_out} x [n_tok][n_in], with matmul's numerics.
+void matmul_rows(const Tensor& w, const float* xs, int64_t n_tok, float* y) {
+    const quant::FormatTraits* wf = quant::find_format(w.type);
+    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
+    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
+    const int64_t n_in = w.ne[0], n_out = w.ne[1];
+    FERRY_CHECK(n_in % wf->block_size == 0);
+    const auto* w_bytes = static_cast<const uint8_t*>(w.data);
+
+    if (wf->block_size == 1) {
+        // F32 / F16 / BF16: ggml rounds the activations to the weight's type; the products of two
+        // floats are exact in double and summed there. Each weight row is widened once and reused for
+        // every token.
+        std::vector<float> xr(xs, xs + n_tok * n_in);
+        if (w.type == GgmlType::F16)
+            for (float& v : xr) v = fp16_to_fp32(fp32_to_fp16(v));
+        if (w.type == GgmlType::BF16)
+            for (float& v : xr) v = bf16_to_fp32(fp32_to_bf16(v));
+        std::vector<float> wr(static_cast<size_t>(n_in));
+        for (int64_t o = 0; o < n_out; ++o) {
+            const uint8_t* row = w_bytes + uint64_t(o) * w.nb[1];
+            if (w.type == GgmlType::F16) {
+                for (int64_t i = 0; i < n_in; ++i)
+                    wr[size_t(i)] = f16_table()[reinterpret_cast<const uint16_t*>(row)[i]];
+            } else {
+                wf->dequantize_row(row, wr.data(), n_in);
+            }
+            for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + o] = dot_f64(wr.data(), xr.data() + t * n_in, n_in);
+        }
+        return;
+    }
+
+    // Block formats: each activation row quantized to the paired format, then the format's vec_dot.
+    const quant::FormatTraits* af = quant::find_format(wf->vec_dot_type);
+    FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
+    const int64_t act_row_bytes = n_in / af->block_size * af->type_size;
+    std::vector<uint8_t> qx(static_cast<size_t>(act_row_bytes * n_tok));
+    for (int64_t t = 0; t < n_tok; ++t) af->quantize_row(xs + t * n_in, qx.data() + t * act_row_bytes, n_in);
+    for (int64_t t = 0; t < n_tok; ++t) {
+        for (int64_t o = 0; o < n_out; ++o)
+            y[t * n_out + o] = wf->vec_dot(n_in, w_bytes + uint64_t(o) * w.nb[1], qx.data() + t * act_row_bytes);
+    }
+}
 
 }  // namespace
 
@@ -105,52 +150,9 @@ Act ReferenceOps::get_rows(const Tensor& table, std::span<const int32_t> ids) {
 }
 
 Act ReferenceOps::matmul(const Tensor& w, const Act& x) {
-    const quant::FormatTraits* wf = quant::find_format(w.type);
-    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
-    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
-    const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
-    FERRY_CHECK(x.ne[0] == n_in && n_in % wf->block_size == 0);
-    Act out = alloc({n_out, n_tok, 1, 1});
-    const std::vector<float>& xs = buf(x);
-    std::vector<float>& y = buf(out);
-    const auto* w_bytes = static_cast<const uint8_t*>(w.data);
-
-    if (wf->block_size == 1) {
-        // F32 / F16 / BF16: ggml rounds the activations to the weight's type; the products of two
-        // floats are exact in double and summed there. Each weight row is widened once and reused for
-        // every token.
-        std::vector<float> xr(xs);
-        if (w.type == GgmlType::F16)
-            for (float& v : xr) v = fp16_to_fp32(fp32_to_fp16(v));
-        if (w.type == GgmlType::BF16)
-            for (float& v : xr) v = bf16_to_fp32(fp32_to_bf16(v));
-        std::vector<float> wr(static_cast<size_t>(n_in));
-        for (int64_t o = 0; o < n_out; ++o) {
-            const uint8_t* row = w_bytes + uint64_t(o) * w.nb[1];
-            if (w.type == GgmlType::F16) {
-                for (int64_t i = 0; i < n_in; ++i)
-                    wr[size_t(i)] = f16_table()[reinterpret_cast<const uint16_t*>(row)[i]];
-            } else {
-                wf->dequantize_row(row, wr.data(), n_in);
-            }
-            for (int64_t t = 0; t < n_tok; ++t)
-                y[size_t(t * n_out + o)] = dot_f64(wr.data(), xr.data() + t * n_in, n_in);
-        }
-        return out;
-    }
-
-    // Block formats: each activation row quantized to the paired format, then the format's vec_dot.
-    const quant::FormatTraits* af = quant::find_format(wf->vec_dot_type);
-    FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
-    const int64_t act_row_bytes = n_in / af->block_size * af->type_size;
-    std::vector<uint8_t> qx(static_cast<size_t>(act_row_bytes * n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) af->quantize_row(xs.data() + t * n_in, qx.data() + t * act_row_bytes, n_in);
-    for (int64_t t = 0; t < n_tok; ++t) {
-        for (int64_t o = 0; o < n_out; ++o) {
-            y[size_t(t * n_out + o)] =
-                wf->vec_dot(n_in, w_bytes + uint64_t(o) * w.nb[1], qx.data() + t * act_row_bytes);
-        }
-    }
+    FERRY_CHECK(x.ne[0] == w.ne[0]);
+    Act out = alloc({w.ne[1], x.n_rows(), 1, 1});
+    matmul_rows(w, buf(x).data(), x.n_rows(), buf(out).data());
     return out;
 }
 
@@ -475,6 +477,68 @@ std::vector<int32_t> ReferenceOps::top_k(const Act& x, int64_t k) {
         std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return xr[a] > xr[b]; });
         out.insert(out.end(), idx.begin(), idx.begin() + k);
     }
+    return out;
+}
+
+}  // namespace ferry::backend::reference
+
+namespace ferry::backend::reference {
+
+// Token by token, expert by expert: the definition in ops.h read literally.
+Act ReferenceOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
+    check_moe_shapes(x, w, p);
+    const int64_t n_embd = x.ne[0], n_tok = x.ne[1], k = p.n_expert_used;
+    const float* xs = buf(x).data();
+    Act out = alloc({n_embd, n_tok, 1, 1});
+    std::vector<float>& y = buf(out);
+
+    std::vector<float> logits(static_cast<size_t>(n_tok * p.n_expert));
+    matmul_rows(*w.gate_inp, xs, n_tok, logits.data());
+    std::vector<int32_t> experts(static_cast<size_t>(n_tok * k));
+    std::vector<float> weights(static_cast<size_t>(n_tok * k));
+    moe_route(logits.data(), n_tok, p, experts.data(), weights.data());
+
+    // act(gate x) * up x, then down: one token through one expert (or the shared one).
+    auto glu = [&](const Tensor& gate, const Tensor& up, const Tensor& down, const float* xt, float* yt) {
+        const int64_t ff = gate.ne[1];
+        std::vector<float> g(static_cast<size_t>(ff)), u(static_cast<size_t>(ff));
+        matmul_rows(gate, xt, 1, g.data());
+        matmul_rows(up, xt, 1, u.data());
+        for (int64_t i = 0; i < ff; ++i) g[size_t(i)] = silu_f(g[size_t(i)]) * u[size_t(i)];
+        matmul_rows(down, g.data(), 1, yt);
+    };
+    std::vector<bool> used(static_cast<size_t>(p.n_expert), false);
+    std::vector<float> ye(static_cast<size_t>(n_embd));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = xs + t * n_embd;
+        float* yt = y.data() + t * n_embd;
+        for (int64_t j = 0; j < k; ++j) {
+            const int32_t e = experts[size_t(t * k + j)];
+            used[size_t(e)] = true;
+            glu(expert_matrix(*w.gate_exps, e), expert_matrix(*w.up_exps, e), expert_matrix(*w.down_exps, e), xt,
+                ye.data());
+            const float wj = weights[size_t(t * k + j)];
+            for (int64_t i = 0; i < n_embd; ++i) yt[i] += wj * ye[size_t(i)];
+        }
+        if (w.gate_shexp != nullptr) {
+            glu(*w.gate_shexp, *w.up_shexp, *w.down_shexp, xt, ye.data());
+            float g = 1.0f;
+            if (w.gate_inp_shexp != nullptr) {
+                matmul_rows(*w.gate_inp_shexp, xt, 1, &g);
+                g = 1.0f / (1.0f + std::exp(-g));
+            }
+            for (int64_t i = 0; i < n_embd; ++i) yt[i] += ye[size_t(i)] * g;
+        }
+    }
+
+    Traffic& tr = traffic();
+    tr.weight_bytes += w.gate_inp->n_bytes();
+    for (int64_t e = 0; e < p.n_expert; ++e)
+        if (used[size_t(e)])
+            tr.weight_bytes += expert_bytes(*w.gate_exps) + expert_bytes(*w.up_exps) + expert_bytes(*w.down_exps);
+    if (w.gate_shexp != nullptr)
+        tr.weight_bytes += w.gate_shexp->n_bytes() + w.up_shexp->n_bytes() + w.down_shexp->n_bytes();
+    if (w.gate_inp_shexp != nullptr) tr.weight_bytes += w.gate_inp_shexp->n_bytes();
     return out;
 }
 

@@ -13,6 +13,9 @@
 //     cache as stored (F16 cells round K and V to F16 when written, as llama.cpp's F16 cache does).
 //   - gated_delta_net: the recurrence token by token (the definition in ops.h), dot products in double,
 //     the state kept in f32 between tokens.
+//   - moe_ffn: router logits by matmul, routing by backend/moe_routing.h, then each (token, chosen
+//     expert) pair through matmul's numerics one at a time; the weighted expert outputs summed in
+//     the order chosen, the shared expert added last.
 //   - gelu: tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in f32.
 #pragma once
 
@@ -55,6 +58,7 @@ public:
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
     std::vector<int32_t> top_k(const Act& x, int64_t k) override;
+    Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) override;
 
     // Host access for tests and callbacks: the f32 data of a live activation.
     std::span<const float> data(const Act& a) const;
