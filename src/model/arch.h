@@ -14,5 +14,6 @@ Result<std::unique_ptr<Model>> load_qwen3(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_qwen3moe(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_gemma3(const gguf::File& file);
 Result<std::unique_ptr<Model>> load_qwen35(const gguf::File& file);
+Result<std::unique_ptr<Model>> load_qwen35moe(const gguf::File& file);
 
 }  // namespace ferry::model

@@ -14,8 +14,9 @@ Result<std::unique_ptr<Model>> load(const gguf::File& file) {
     if (*arch == "qwen3moe") return load_qwen3moe(file);
     if (*arch == "gemma3") return load_gemma3(file);
     if (*arch == "qwen35") return load_qwen35(file);
+    if (*arch == "qwen35moe") return load_qwen35moe(file);
     return make_error("gguf key 'general.architecture': '" + *arch +
-                      "' is not supported (llama, qwen3, qwen3moe, gemma3, qwen35)");
+                      "' is not supported (llama, qwen3, qwen3moe, gemma3, qwen35, qwen35moe)");
 }
 
 }  // namespace ferry::model

@@ -1,10 +1,10 @@
 // A loaded model: typed hyperparameters, the weight table (views into the GGUF file), and a forward
 // pass over backend::Ops.
 //
-// Each architecture lives in its own file (llama.cpp, qwen3.cpp, qwen3moe.cpp, gemma3.cpp, qwen35.cpp)
-// and is written once, as plain code against Ops; `load` picks it from `general.architecture`. The
-// forward of one micro-batch writes the batch's K and V into the KV layers the runtime allocated (from
-// `kv_layers`: one per attention layer), advances the recurrent state layers (from `state_layers`: one
+// Each architecture lives in its own file (llama.cpp, qwen3.cpp, qwen3moe.cpp, gemma3.cpp, qwen35.cpp,
+// qwen35moe.cpp) and is written once, as plain code against Ops; `load` picks it from
+// `general.architecture`. The forward of one micro-batch writes the batch's K and V into the KV layers the runtime
+// allocated (from `kv_layers`: one per attention layer), advances the recurrent state layers (from `state_layers`: one
 // per Gated DeltaNet layer of a hybrid model, none for a plain transformer) and returns the logits.
 //
 // Lifetime: a Model holds views into the gguf::File it was loaded from; the File must outlive it.
@@ -61,7 +61,8 @@ protected:
     ModelInfo info_;
 };
 
-// Loads the architecture named by general.architecture: llama, qwen3, qwen3moe, gemma3, qwen35.
+// Loads the architecture named by general.architecture: llama, qwen3, qwen3moe, gemma3, qwen35,
+// qwen35moe.
 Result<std::unique_ptr<Model>> load(const gguf::File& file);
 
 }  // namespace ferry::model

@@ -28,10 +28,8 @@ namespace {
 using backend::Act;
 
 struct Qwen35Layer {
-    Tensor attn_norm;            // {n_embd}
-    bool recurrent = false;      // Gated DeltaNet (true) or gated full attention
-    GatedDeltaNetWeights gdn;    // when recurrent
-    AttentionWeights attn;       // otherwise
+    Tensor attn_norm;  // {n_embd}
+    HybridMixer mixer;
     Tensor post_attention_norm;  // {n_embd}
     Tensor ffn_gate;             // {n_embd, n_ff}
     Tensor ffn_up;               // {n_embd, n_ff}
@@ -62,13 +60,8 @@ private:
 Result<Qwen35Layer> load_layer(const TensorTable& t, const HybridHparams& hp, int il) {
     const DenseHparams& h = hp.base;
     Qwen35Layer l;
-    l.recurrent = hp.is_recurrent(il);
     FERRY_ASSIGN(l.attn_norm, t.get(layer_name(il, "attn_norm.weight"), {h.n_embd}, WeightKind::Norm));
-    if (l.recurrent) {
-        FERRY_ASSIGN(l.gdn, load_gated_delta_net(t, hp, il));
-    } else {
-        FERRY_ASSIGN(l.attn, load_gated_attention(t, hp, il));
-    }
+    FERRY_ASSIGN(l.mixer, load_hybrid_mixer(t, hp, il));
     FERRY_ASSIGN(l.post_attention_norm,
                  t.get(layer_name(il, "post_attention_norm.weight"), {h.n_embd}, WeightKind::Norm));
     FERRY_ASSIGN(l.ffn_gate, t.get(layer_name(il, "ffn_gate.weight"), {h.n_embd, h.n_ff}, WeightKind::Matrix));
@@ -111,17 +104,12 @@ Act Qwen35Model::forward(backend::Ops& ops, const Batch& batch, std::span<const 
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     ops.name(x, "inp_embd");
-    size_t i_kv = 0, i_state = 0;
+    HybridMemory mem{.kv = kv, .state = batch.state};
     for (int il = 0; il < h.n_layer; ++il) {
         const Qwen35Layer& l = layers[size_t(il)];
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
         ops.name(cur, "attn_norm", il);
-        if (l.recurrent) {
-            cur = gated_delta_net(ops, cur, gdn_params(hp_, l.gdn), batch.state[i_state++], il);
-        } else {
-            const AttentionParams ap = gated_attention_params(hp_, l.attn);
-            cur = attention(ops, cur, ap, pos, kv[i_kv++], il);
-        }
+        cur = hybrid_mixer(ops, cur, hp_, l.mixer, pos, mem, il);
         const Act ffn_inp = ops.add(cur, x);
         ops.name(ffn_inp, "attn_residual", il);
 

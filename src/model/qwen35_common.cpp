@@ -119,6 +119,27 @@ AttentionParams gated_attention_params(const HybridHparams& hp, const AttentionW
     };
 }
 
+Result<HybridMixer> load_hybrid_mixer(const TensorTable& t, const HybridHparams& hp, int il) {
+    HybridMixer m;
+    m.recurrent = hp.is_recurrent(il);
+    if (m.recurrent) {
+        FERRY_ASSIGN(m.gdn, load_gated_delta_net(t, hp, il));
+    } else {
+        FERRY_ASSIGN(m.attn, load_gated_attention(t, hp, il));
+    }
+    return m;
+}
+
+backend::Act hybrid_mixer(backend::Ops& ops, const backend::Act& cur, const HybridHparams& hp, const HybridMixer& m,
+                          std::span<const int32_t> pos, HybridMemory& mem, int il) {
+    if (m.recurrent) {
+        FERRY_CHECK(mem.next_state < mem.state.size());
+        return gated_delta_net(ops, cur, gdn_params(hp, m.gdn), mem.state[mem.next_state++], il);
+    }
+    FERRY_CHECK(mem.next_kv < mem.kv.size());
+    return attention(ops, cur, gated_attention_params(hp, m.attn), pos, mem.kv[mem.next_kv++], il);
+}
+
 Result<NextnWeights> load_nextn(const TensorTable& t, const DenseHparams& h, int il) {
     NextnWeights n;
     FERRY_ASSIGN(n.eh_proj,

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "model/blocks.h"
@@ -45,6 +46,26 @@ Result<AttentionWeights> load_gated_attention(const TensorTable& t, const Hybrid
 
 GatedDeltaNetParams gdn_params(const HybridHparams& hp, const GatedDeltaNetWeights& w);
 AttentionParams gated_attention_params(const HybridHparams& hp, const AttentionWeights& w);
+
+// The token mixer of one layer: Gated DeltaNet or gated full attention, as hp.is_recurrent(il) says.
+struct HybridMixer {
+    bool recurrent = false;
+    GatedDeltaNetWeights gdn;  // when recurrent
+    AttentionWeights attn;     // otherwise
+};
+Result<HybridMixer> load_hybrid_mixer(const TensorTable& t, const HybridHparams& hp, int il);
+
+// Where the next layer's KV layer and recurrent state layer are (the forward walks both in layer order).
+struct HybridMemory {
+    std::span<const backend::KvHandle> kv;
+    std::span<const backend::StateHandle> state;
+    size_t next_kv = 0, next_state = 0;
+};
+
+// The mixer of cur = attn_norm(x) {n_embd, T} at positions pos -> {n_embd, T}, taking its KV or state
+// layer from mem.
+backend::Act hybrid_mixer(backend::Ops& ops, const backend::Act& cur, const HybridHparams& hp, const HybridMixer& m,
+                          std::span<const int32_t> pos, HybridMemory& mem, int il);
 
 // The multi-token-prediction block's own weights (blk.<n_layer>.nextn.*), besides its decoder block.
 struct NextnWeights {

@@ -142,6 +142,19 @@ TEST_F(HybridSession, OldestCheckpointDroppedFirst) {
     EXPECT_EQ(s.truncate_cost(7), 7);
 }
 
+// The MTP variant: block_count 5 counts the MTP block, whose tensors load and are kept; the trunk has 4
+// layers (3 Gated DeltaNet + 1 attention), so the MTP block adds no KV or state layer.
+TEST(HybridModel, MtpBlockLoadsAndStaysOutOfTheTrunk) {
+    auto file = gguf::File::open("tests/data/models/qwen35moe-mtp-MXFP4_MOE.gguf");
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    auto model = model::load(*file);
+    ASSERT_TRUE(model.ok()) << model.error().message;
+    EXPECT_EQ((*model)->info().arch, "qwen35moe");
+    EXPECT_EQ((*model)->info().n_layer, 4);
+    EXPECT_EQ((*model)->state_layers().size(), 3u);
+    EXPECT_EQ((*model)->kv_layers(32, GgmlType::F16, GgmlType::F16).size(), 1u);
+}
+
 // SPEC §1.1 / §2: Qwen3.5-35B-A3B keeps 62.8 MiB of recurrent state per sequence (30 GDN layers) and
 // 20 KiB of f16 KV per token (10 attention layers x 2 KV heads x 256 x K and V).
 TEST(MemoryUse, Qwen35MoeShapesFromSpec) {
