@@ -30,17 +30,6 @@ const float* weight_f32(const Tensor& w, int64_t n) {
     return static_cast<const float*>(w.data);
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
-
-// y[0..n) += s * x[0..n)
-void axpy(float* y, float s, const float* x, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
-}
-
 struct HeadChunk {
     int64_t dk, dv, c;
     const float* q;  // [c][dk], already scaled by 1/sqrt(dk)
@@ -51,10 +40,14 @@ struct HeadChunk {
     float* S;        // [dk][dv], updated in place
     float* o;        // [c][dv]
     std::vector<float>* scratch;
+    const quant::KernelTable* kt;  // SIMD dot / mad / scale
 };
 
 void delta_rule_chunk(const HeadChunk& h) {
     const int64_t dk = h.dk, dv = h.dv, c = h.c;
+    const quant::KernelTable& kt = *h.kt;
+    auto axpy = [&](float* y, float s, const float* x, int64_t n) { kt.mad_f32(n, y, x, s); };
+    auto dot = [&](const float* a, const float* b, int64_t n) { return kt.dot_f32(n, a, b); };
     std::vector<float>& sc = *h.scratch;
     sc.assign(size_t(c * dv * 2 + c), 0.0f);
     float* delta = sc.data();     // [c][dv]
@@ -91,7 +84,7 @@ void delta_rule_chunk(const HeadChunk& h) {
     const float e_last = std::exp(gamma[c - 1]);
     for (int64_t m = 0; m < dk; ++m) {
         float* srow = h.S + m * dv;
-        for (int64_t j = 0; j < dv; ++j) srow[j] *= e_last;
+        kt.scale_f32(dv, srow, e_last);
         for (int64_t i = 0; i < c; ++i)
             axpy(srow, std::exp(gamma[c - 1] - gamma[i]) * h.k[i * dk + m], delta + i * dv, dv);
     }
@@ -201,7 +194,8 @@ Act CpuOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act&
                                   .b = bc.data(),
                                   .S = l.ssm.data() + h * dk * dv,
                                   .o = oc.data(),
-                                  .scratch = &scratch});
+                                  .scratch = &scratch,
+                                  .kt = kernels_});
                 for (int64_t i = 0; i < c; ++i)
                     std::copy(oc.data() + i * dv, oc.data() + (i + 1) * dv, y + ((t0 + i) * hv + h) * dv);
             }
