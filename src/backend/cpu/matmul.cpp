@@ -43,6 +43,8 @@ Act CpuOps::matmul(const Tensor& w, const Act& x) {
     const int64_t n_in = w.ne[0], n_out = w.ne[1], n_tok = x.n_rows();
     FERRY_CHECK(x.ne[0] == n_in && n_in % wf->block_size == 0);
     Act out = alloc({n_out, n_tok, 1, 1});
+    // Every weight row is read (column blocks after the first re-read it from cache, not memory).
+    traffic().weight_bytes += uint64_t(n_out) * uint64_t(n_in / wf->block_size * wf->type_size);
     const float* xs = ptr(x);
     float* y = ptr(out);
     const quant::KernelTable& k = *kernels_;
