@@ -7,6 +7,7 @@ usage: test_bench.py --ferry build/bin/ferry
 """
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -183,6 +184,39 @@ def test_vs_llama_cpp(ferry):
           "without llama_cpp: says how to install it and continues", f"{out.returncode} {out.stderr[-400:]!r}")
 
 
+def test_synth_model(ferry):
+    """scripts/synth_model.py: one SmolLM2-shaped layer at Q8_0 parses, has the parameters the script
+    counts, and runs; a decode token reads every tensor except the embedding, whose row it gathers (the
+    output head is the tied embedding, read whole)."""
+    vocab = os.path.join(os.environ.get("FERRY_MODELS", os.path.join(ROOT, "models")),
+                         "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.isfile(vocab):
+        check(False, "synth_model: the default model (its vocabulary) is missing", vocab)
+        return
+    path = os.path.join(ROOT, "build", "synth-smollm2-1l-Q8_0.gguf")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/synth_model.py"), "--shape", "smollm2-135m",
+                          "--layers", "1", "--type", "Q8_0", "--out", path, "--vocab-gguf", vocab],
+                         capture_output=True, text=True)
+    check(out.returncode == 0, "synth_model.py writes a 1-layer SmolLM2 shape at Q8_0", out.stderr[-400:])
+    if out.returncode != 0:
+        return
+    count = int(out.stdout.split("this file: 1 layers, ")[1].split(" ")[0].replace(",", ""))
+    info = json.loads(subprocess.run([ferry, "inspect", "--json", path], capture_output=True, text=True).stdout)
+    check(info["n_params"] == count and info["architecture"] == "llama" and info["file_type"]["name"] == "Q8_0" and
+          info["tokenizer"]["n_tokens"] == 49152, "ferry inspect: llama, Q8_0, the script's parameter count",
+          f"{info['n_params']} vs {count}")
+    out = subprocess.run([ferry, "bench", "-m", path, "-t", "1", "--bandwidth-gbs", "10", "-p", "0", "-n", "2", "-r",
+                          "1", "-o", "json"], capture_output=True, text=True)
+    rows = json.loads(out.stdout) if out.returncode == 0 else []
+    r = gguf.GGUFReader(path)
+    embd = next(t for t in r.tensors if t.name == "token_embd.weight")
+    expected = sum(int(t.n_bytes) for t in r.tensors) + int(embd.n_bytes) // int(embd.shape[1])
+    check(len(rows) == 1 and rows[0]["weight_bytes_per_token"] == expected and math.isfinite(rows[0]["avg_ts"]),
+          "ferry bench on it: weight bytes per token = all tensors + one embedding row",
+          f"{rows and rows[0]['weight_bytes_per_token']} vs {expected} {out.stderr[-300:]}")
+    os.remove(path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
@@ -194,6 +228,7 @@ def main():
     test_ctrl_c(ferry)
     test_bandwidth(ferry)
     test_vs_llama_cpp(ferry)
+    test_synth_model(ferry)
     print(f"{results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0
 
