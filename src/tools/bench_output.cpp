@@ -35,7 +35,8 @@ std::string lower_type(GgmlType t) {
 
 std::string human_bytes(double b) {
     if (b >= double(1ull << 30)) return fmt("%.2f GiB", b / double(1ull << 30));
-    return fmt("%.2f MiB", b / double(1 << 20));
+    if (b >= double(1 << 20) || b == 0) return fmt("%.2f MiB", b / double(1 << 20));
+    return fmt("%.2f KiB", b / 1024.0);
 }
 
 std::string human_params(double n) {
