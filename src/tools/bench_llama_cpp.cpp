@@ -1,8 +1,10 @@
 // llama.cpp's side of ferry bench: scripts/bench_llama_cpp.py in a child process, spoken to in JSON
 // lines over two pipes (the protocol is described in the script). The child ignores SIGINT and has a
-// process group of its own, so Ctrl-C reaches only ferry, which then closes the pipe to end it.
+// process group of its own, so Ctrl-C reaches only ferry, which then closes the pipe to end it; if ferry
+// is killed outright, the kernel ends the helper too (PR_SET_PDEATHSIG).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +72,7 @@ std::optional<LlamaCpp> LlamaCpp::start(std::string& why) {
     if (pid == 0) {
         setpgid(0, 0);
         signal(SIGINT, SIG_IGN);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);  // ferry killed: the helper does not finish its test alone
         dup2(to_child[0], 0);
         dup2(from_child[1], 1);
         execlp(python.c_str(), python.c_str(), script.c_str(), static_cast<char*>(nullptr));

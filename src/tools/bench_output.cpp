@@ -252,7 +252,16 @@ public:
         std::fflush(out_);
     }
 
-    void end() override {}
+    // After the table, as llama-bench ends with its build: what the ratio and % columns are against.
+    void end() override {
+        std::string note = "\n";
+        if (ctx_.bandwidth_gbs > 0) note += fmt("%% bw: of %.2f GB/s", ctx_.bandwidth_gbs);
+        if (!ctx_.llama_cpp_version.empty()) {
+            note.append(note.size() > 1 ? "; " : "").append("llama.cpp: ").append(ctx_.llama_cpp_version);
+        }
+        if (note.size() > 1) std::fprintf(out_, "%s\n", note.c_str());
+        std::fflush(out_);
+    }
 
 private:
     struct Column {

@@ -103,8 +103,9 @@ def test_csv_md_jsonl(ferry):
     check(head[:5] == ["model", "size", "params", "backend", "threads"] and "type_k" in head and
           head[head.index("type_k") + 1:head.index("type_k") + 3] == ["test", "t/s"] and "type_v" not in head,
           "md header: llama-bench's columns, type_k shown only because it differs", str(head))
-    tests = [r.split("|")[head.index("test") + 1].strip() for r in lines[2:]]
+    tests = [r.split("|")[head.index("test") + 1].strip() for r in lines[2:] if r.startswith("|")]
     check(tests == ["pp8", "tg2", "pp8+tg2"], "md test names", str(tests))
+    check(lines[-1] == "% bw: of 10.00 GB/s", "md ends with the bandwidth line", lines[-1:])
     out = bench(ferry, "-p", "0", "-n", "2", "-d", "4", "-r", "1", "-o", "jsonl")
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     check(len(rows) == 1 and rows[0]["n_depth"] == 4, "jsonl: one object per line", out.stdout[:200])
