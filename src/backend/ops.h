@@ -196,7 +196,10 @@ using ActivationCallback = std::function<void(const Act&, std::string_view name,
 
 // Bytes an implementation's ops actually read from memory that outlives the micro-batch: weights
 // (for a mixture of experts, only the experts the router chose) and KV cache / recurrent state.
-// Implementations add to it as they run; `ferry bench` resets it and divides by the tokens.
+// Implementations add to it as they run; `ferry bench` resets it and divides by the tokens. The CPU
+// backend counts, per call: matmul every row of its weight once, get_rows the rows it gathers,
+// rms_norm its weight, attention the KV cells some query of the micro-batch sees (K and V, each KV
+// head once however many query heads share it).
 struct Traffic {
     uint64_t weight_bytes = 0;
     uint64_t kv_bytes = 0;

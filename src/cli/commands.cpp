@@ -32,6 +32,14 @@ constexpr Subcommand kSubcommands[] = {
         .run = tools::run_chat,
     },
     {
+        .name = "bench",
+        .id = cmd::bench,
+        .summary = "measure prompt and generation speed like llama-bench, against the memory bandwidth",
+        .usage_tail = "",
+        .positional = Positional::None,
+        .run = tools::run_bench,
+    },
+    {
         .name = "tokenize",
         .id = cmd::tokenize,
         .summary = "print the token ids of a text with a model's tokenizer",

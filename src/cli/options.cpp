@@ -10,6 +10,34 @@
 #include <set>
 
 namespace ferry::cli {
+namespace {
+
+// Items of ferry bench's comma lists.
+Result<int> bench_count(std::string_view v) { return parse_int(v, 0, 1 << 24); }
+
+template <int kMax>
+Result<int> positive_int(std::string_view v) {
+    return parse_int(v, 1, kMax);
+}
+
+// llama-bench spells flash attention 1/0, llama-server on/off/auto; both are accepted.
+Result<std::string> parse_flash_attn(std::string_view v) {
+    if (v == "1" || v == "on") return std::string("on");
+    if (v == "0" || v == "off") return std::string("off");
+    if (v == "auto") return std::string("auto");
+    return make_error("expected on, off, auto, 1 or 0");
+}
+
+// -pg "512,128": one prompt+generation pair (repeat the flag for more).
+Status set_prompt_gen(Params& p, std::string_view v) {
+    std::vector<int> pair;
+    if (Status st = append_list(pair, v, bench_count); !st.ok()) return st;
+    if (pair.size() != 2) return make_error("expected two numbers, PP,TG");
+    p.bench.prompt_gen.emplace_back(pair[0], pair[1]);
+    return {};
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The table. Order matters only for --help: groups appear in the order of their first option.
@@ -27,12 +55,13 @@ std::span<const Option> options() {
             .group = "model",
             .names = {"-m", "--model"},
             .hint = "FNAME",
-            .help = "path of the GGUF model file",
+            .help = "path of the GGUF model file (bench: repeatable)",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
+                if (p.subcommand == "bench") p.bench.models.push_back(p.model);
                 return {};
             },
         },
@@ -41,7 +70,7 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -64,10 +93,12 @@ std::span<const Option> options() {
             .group = "input",
             .names = {"-p", "--prompt"},
             .hint = "TEXT",
-            .help = "text to tokenize (tokenize) or prompt to complete (run)",
+            .help = "text to tokenize (tokenize) or prompt to complete (run); bench: prompt lengths to time, a comma "
+                    "list (default 512; 0 = none)",
             .env = "FERRY_ARG_PROMPT",
-            .commands = cmd::tokenize | cmd::run,
+            .commands = cmd::tokenize | cmd::run | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.n_prompt, v, bench_count);
                 p.prompt = std::string(v);
                 return {};
             },
@@ -129,14 +160,20 @@ std::span<const Option> options() {
             .group = "generation",
             .names = {"-n", "--n-predict"},
             .hint = "N",
-            .help = "tokens to generate; -1 = until end of generation or a full context",
+            .help = "tokens to generate; -1 = until end of generation or a full context (bench: generation lengths to "
+                    "time, "
+                    "a comma list; 0 = none)",
             .env = "FERRY_ARG_N_PREDICT",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.n_gen, v, bench_count);
                 FERRY_ASSIGN(p.n_predict, parse_int(v, -1, 1 << 30));
                 return {};
             },
-            .show_default = [](const Params& p) { return std::to_string(p.n_predict); },
+            .show_default =
+                [](const Params& p) {
+                    return p.subcommand == "bench" ? std::string("128") : std::to_string(p.n_predict);
+                },
         },
         {
             .group = "context",
@@ -155,10 +192,11 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-b", "--batch-size"},
             .hint = "N",
-            .help = "prompt tokens submitted per prefill call",
+            .help = "prompt tokens submitted per prefill call (bench: a comma list)",
             .env = "FERRY_ARG_BATCH",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.n_batch, v, positive_int<1 << 20>);
                 FERRY_ASSIGN(p.n_batch, parse_int(v, 1, 1 << 20));
                 return {};
             },
@@ -168,10 +206,11 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-ub", "--ubatch-size"},
             .hint = "N",
-            .help = "tokens per forward pass (micro-batch)",
+            .help = "tokens per forward pass (micro-batch; bench: a comma list)",
             .env = "FERRY_ARG_UBATCH",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.n_ubatch, v, positive_int<1 << 16>);
                 FERRY_ASSIGN(p.n_ubatch, parse_int(v, 1, 1 << 16));
                 return {};
             },
@@ -181,10 +220,11 @@ std::span<const Option> options() {
             .group = "compute",
             .names = {"-t", "--threads"},
             .hint = "N",
-            .help = "CPU threads; -1 = one per physical core",
+            .help = "CPU threads; -1 = one per physical core (bench: a comma list of counts)",
             .env = "FERRY_ARG_THREADS",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.threads, v, positive_int<4096>);
                 FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
                 return {};
             },
@@ -195,10 +235,11 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-ctk", "--cache-type-k"},
             .hint = "TYPE",
-            .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl",
+            .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl (bench: a comma list)",
             .env = "FERRY_ARG_CACHE_TYPE_K",
-            .commands = cmd::inspect | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.type_k, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
                 return {};
             },
@@ -210,8 +251,9 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
             .env = "FERRY_ARG_CACHE_TYPE_V",
-            .commands = cmd::inspect | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.type_v, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
                 return {};
             },
@@ -221,15 +263,103 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-fa", "--flash-attn"},
             .hint = "on|off|auto",
-            .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache",
+            .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache; "
+                    "1/0 mean on/off (bench: a comma list)",
             .env = "FERRY_ARG_FLASH_ATTN",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
-                if (v != "on" && v != "off" && v != "auto") return make_error("expected on, off or auto");
-                p.flash_attn = std::string(v);
+                if (p.subcommand == "bench") return append_list(p.bench.flash_attn, v, parse_flash_attn);
+                FERRY_ASSIGN(p.flash_attn, parse_flash_attn(v));
                 return {};
             },
             .show_default = [](const Params& p) { return p.flash_attn; },
+        },
+        {
+            .group = "bench",
+            .names = {"-pg"},
+            .hint = "PP,TG",
+            .help = "also time a prompt of PP tokens followed by TG generated ones, together (repeatable)",
+            .env = "FERRY_ARG_PROMPT_GEN",
+            .commands = cmd::bench,
+            .set_value = set_prompt_gen,
+        },
+        {
+            .group = "bench",
+            .names = {"-d", "--n-depth"},
+            .hint = "N",
+            .help = "tokens already in the KV cache before each test, a comma list (default 0)",
+            .env = "FERRY_ARG_N_DEPTH",
+            .commands = cmd::bench,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                return append_list(p.bench.n_depth, v, bench_count);
+            },
+        },
+        {
+            .group = "bench",
+            .names = {"-r", "--repetitions"},
+            .hint = "N",
+            .help = "times each test is repeated",
+            .env = "FERRY_ARG_REPETITIONS",
+            .commands = cmd::bench,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.bench.repetitions, parse_int(v, 1, 1000));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.bench.repetitions); },
+        },
+        {
+            .group = "bench",
+            .names = {"-o", "--output"},
+            .hint = "md|csv|json|jsonl",
+            .help = "output format on stdout (llama-bench's column names)",
+            .env = "FERRY_ARG_OUTPUT",
+            .commands = cmd::bench,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v != "md" && v != "csv" && v != "json" && v != "jsonl") {
+                    return make_error("expected md, csv, json or jsonl");
+                }
+                p.bench.output = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.bench.output; },
+        },
+        {
+            .group = "bench",
+            .names = {"--progress"},
+            .help = "print a progress line on stderr for each repetition",
+            .env = "FERRY_ARG_PROGRESS",
+            .commands = cmd::bench,
+            .set_switch = [](Params& p, bool on) { p.bench.progress = on; },
+        },
+        {
+            .group = "bench",
+            .names = {"--bandwidth"},
+            .help = "only measure the machine's memory bandwidth (read-only sum and triad, all threads) and print it",
+            .env = "FERRY_ARG_BANDWIDTH",
+            .commands = cmd::bench,
+            .set_switch = [](Params& p, bool on) { p.bench.bandwidth = on; },
+        },
+        {
+            .group = "bench",
+            .names = {"--bandwidth-gbs"},
+            .hint = "GB/s",
+            .help = "the 100% line of the bandwidth column, instead of measuring it (0 = measure once per run)",
+            .env = "FERRY_ARG_BANDWIDTH_GBS",
+            .commands = cmd::bench,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(const float gbs, parse_float(v, 0, 1e6));
+                p.bench.bandwidth_gbs = gbs;
+                return {};
+            },
+        },
+        {
+            .group = "bench",
+            .names = {"--vs-llama-cpp"},
+            .help = "run the same tests through llama-cpp-python (interleaved repetitions) and add the ratio "
+                    "ferry/llama.cpp; python from $FERRY_PYTHON, ./.venv/bin/python or python3",
+            .env = "FERRY_ARG_VS_LLAMA_CPP",
+            .commands = cmd::bench,
+            .set_switch = [](Params& p, bool on) { p.bench.vs_llama_cpp = on; },
         },
         {
             .group = "compute",
@@ -780,7 +910,8 @@ std::string format_overview(const CommandLine& cl) {
 }
 
 std::string format_help(const Subcommand& command, const CommandLine& cl) {
-    const Params defaults;
+    Params defaults;
+    defaults.subcommand = std::string(command.name);  // an option may show another default per subcommand
     std::vector<const Option*> accepted;
     std::vector<std::string_view> groups;
     for (const Option& opt : cl.options) {

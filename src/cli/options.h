@@ -42,6 +42,7 @@ inline constexpr CommandSet tokenize = 1u << 1;
 inline constexpr CommandSet chat_template = 1u << 2;  // `ferry template`
 inline constexpr CommandSet run = 1u << 3;
 inline constexpr CommandSet chat = 1u << 4;
+inline constexpr CommandSet bench = 1u << 5;
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 
@@ -138,6 +139,23 @@ std::string format_float(double v);
 // A KV cache type as llama.cpp's -ctk/-ctv spell it ("q8_0", "f16"), and back in lower case.
 Result<GgmlType> parse_cache_type(std::string_view text);
 std::string lowercase_type(GgmlType type);
+
+// A comma list ("128,512"), each item parsed by `one`; appended to `out`. Empty items are errors.
+template <class T, class F>
+Status append_list(std::vector<T>& out, std::string_view text, F one) {
+    size_t pos = 0, index = 1;
+    while (true) {
+        const size_t comma = text.find(',', pos);
+        const std::string_view item = text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
+        if (item.empty()) return make_error("item " + std::to_string(index) + " of the comma list is empty");
+        Result<T> v = one(item);
+        if (!v.ok()) return make_error("item " + std::to_string(index) + ": " + v.error().message);
+        out.push_back(std::move(v).value());
+        if (comma == std::string_view::npos) return {};
+        pos = comma + 1;
+        ++index;
+    }
+}
 
 // 1/0, true/false, on/off, yes/no, case-insensitive (for switches set from the environment).
 Result<bool> parse_bool(std::string_view text);

@@ -17,11 +17,7 @@
 #include "tools/tools.h"
 
 namespace ferry::tools {
-namespace {
 
-using nlohmann::ordered_json;
-
-// llama.cpp's llama_ftype numbers (general.file_type): the quantization mix a file was made with.
 const char* file_type_name(uint64_t id) {
     static const std::map<uint64_t, const char*> names = {
         {0, "F32"},     {1, "F16"},     {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},     {8, "Q5_0"},
@@ -34,6 +30,10 @@ const char* file_type_name(uint64_t id) {
     const auto it = names.find(id);
     return it == names.end() ? "unknown" : it->second;
 }
+
+namespace {
+
+using nlohmann::ordered_json;
 
 struct TypeTotal {
     uint64_t count = 0;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/ggml_type.h"
@@ -16,6 +17,29 @@
 #include "runtime/sampling.h"
 
 namespace ferry::tools {
+
+// ferry bench: llama-bench's test parameters. Every list flag (-m -p -n -pg -d -t -b -ub -ctk -ctv -fa)
+// accepts comma lists and repetition ("-p 128,512" == "-p 128 -p 512"); an empty list means the
+// default below (see bench.h), and every combination of the lists is one test.
+struct BenchParams {
+    std::vector<std::string> models;              // -m (repeatable); empty: the default model
+    std::vector<int> n_prompt;                    // -p, --n-prompt: default 512; 0 = no pp test
+    std::vector<int> n_gen;                       // -n, --n-gen: default 128; 0 = no tg test
+    std::vector<std::pair<int, int>> prompt_gen;  // -pg pp,tg: prompt then generation, timed together
+    std::vector<int> n_depth;                     // -d, --n-depth: default 0; tokens in the KV cache before a test
+    std::vector<int> threads;                     // -t: default one per physical core
+    std::vector<int> n_batch;                     // -b: default 2048
+    std::vector<int> n_ubatch;                    // -ub: default 512
+    std::vector<GgmlType> type_k;                 // -ctk: default f16
+    std::vector<GgmlType> type_v;                 // -ctv: default f16
+    std::vector<std::string> flash_attn;          // -fa: on|off|auto (1 = on, 0 = off); default auto
+    int repetitions = 5;                          // -r, --repetitions
+    std::string output = "md";                    // -o, --output: md|csv|json|jsonl
+    bool progress = false;                        // --progress: a line on stderr per repetition
+    bool bandwidth = false;                       // --bandwidth: only measure the memory bandwidth
+    double bandwidth_gbs = 0;                     // --bandwidth-gbs: use this instead of measuring
+    bool vs_llama_cpp = false;                    // --vs-llama-cpp: the same tests through llama-cpp-python
+};
 
 struct Params {
     // The subcommand being run ("inspect"); set by the parser, never by a flag.
@@ -117,6 +141,9 @@ struct Params {
     // --template-now "YYYY-MM-DD[ HH:MM[:SS]]" (template): the local time strftime_now() sees, for
     // reproducible prompts; empty = the clock.
     std::string template_now;
+
+    // Everything only `ferry bench` reads; its list flags share names with run's scalar ones.
+    BenchParams bench;
 
     // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
     log::Level log_level = log::Level::Info;

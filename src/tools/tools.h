@@ -3,6 +3,8 @@
 // are caught earlier, by the CLI parser.
 #pragma once
 
+#include <cstdint>
+
 #include "tools/params.h"
 
 namespace ferry::tools {
@@ -21,5 +23,12 @@ int run_run(const Params& params);
 
 // ferry chat: an interactive chat with the model's template.
 int run_chat(const Params& params);
+
+// ferry bench: llama-bench's speed tests, bytes per token against the machine's bandwidth.
+int run_bench(const Params& params);
+
+// llama.cpp's llama_ftype numbers (general.file_type): the quantization mix a file was made with
+// ("Q4_K_M"); "unknown" for numbers llama.cpp does not define.
+const char* file_type_name(uint64_t id);
 
 }  // namespace ferry::tools

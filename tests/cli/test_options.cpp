@@ -203,7 +203,78 @@ TEST_F(Cli, CacheTypesAndFlashAttention) {
     EXPECT_NE(e.find("invalid value 'q4_k' for '-ctk'"), std::string::npos) << e;
     EXPECT_NE(e.find("q8_0"), std::string::npos) << e;
     e = error({"run", "-fa", "maybe"});
-    EXPECT_NE(e.find("expected on, off or auto"), std::string::npos) << e;
+    EXPECT_NE(e.find("expected on, off, auto, 1 or 0"), std::string::npos) << e;
+}
+
+// ferry bench shares -m -p -n -t -b -ub -ctk -ctv -fa with run, as comma lists that repetition extends.
+TEST_F(Cli, BenchLists) {
+    Params p = ok({"bench", "-m",         "a.gguf", "-m",      "b.gguf", "-p",    "128,512",   "-p",     "0",
+                   "-n",    "16",         "-pg",    "512,128", "-pg",    "64,8",  "-d",        "0,4096", "-t",
+                   "1,2",   "-b",         "256",    "-ub",     "64,128", "-ctk",  "f16,q8_0",  "-ctv",   "q8_0",
+                   "-fa",   "1,off,auto", "-r",     "3",       "-o",     "jsonl", "--progress"});
+    const tools::BenchParams& b = p.bench;
+    EXPECT_EQ(b.models, (std::vector<std::string>{"a.gguf", "b.gguf"}));
+    EXPECT_EQ(b.n_prompt, (std::vector<int>{128, 512, 0}));
+    EXPECT_EQ(b.n_gen, (std::vector<int>{16}));
+    EXPECT_EQ(b.prompt_gen, (std::vector<std::pair<int, int>>{{512, 128}, {64, 8}}));
+    EXPECT_EQ(b.n_depth, (std::vector<int>{0, 4096}));
+    EXPECT_EQ(b.threads, (std::vector<int>{1, 2}));
+    EXPECT_EQ(b.n_batch, (std::vector<int>{256}));
+    EXPECT_EQ(b.n_ubatch, (std::vector<int>{64, 128}));
+    EXPECT_EQ(b.type_k, (std::vector<GgmlType>{GgmlType::F16, GgmlType::Q8_0}));
+    EXPECT_EQ(b.type_v, (std::vector<GgmlType>{GgmlType::Q8_0}));
+    EXPECT_EQ(b.flash_attn, (std::vector<std::string>{"on", "off", "auto"}));
+    EXPECT_EQ(b.repetitions, 3);
+    EXPECT_EQ(b.output, "jsonl");
+    EXPECT_TRUE(b.progress);
+    // The same flags keep their scalar meaning elsewhere.
+    Params r = ok({"run", "-p", "128,512", "-n", "16", "-t", "2"});
+    EXPECT_EQ(r.prompt, "128,512");
+    EXPECT_EQ(r.n_predict, 16);
+    EXPECT_TRUE(r.bench.n_prompt.empty());
+    // Defaults: empty lists (bench.h fills in llama-bench's), 5 repetitions, md.
+    Params d = ok({"bench"});
+    EXPECT_TRUE(d.bench.n_prompt.empty() && d.bench.threads.empty() && d.bench.models.empty());
+    EXPECT_EQ(d.bench.repetitions, 5);
+    EXPECT_EQ(d.bench.output, "md");
+}
+
+TEST_F(Cli, BenchBadListsAreUsageErrors) {
+    struct Case {
+        std::vector<std::string> args;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        {{"bench", "-p", "128,,512"}, "item 2 of the comma list is empty"},
+        {{"bench", "-p", "128,"}, "item 2 of the comma list is empty"},
+        {{"bench", "-n", "x"}, "item 1: expected an integer"},
+        {{"bench", "-n", "-1"}, "item 1: expected an integer from 0"},
+        {{"bench", "-t", "0"}, "expected an integer from 1"},
+        {{"bench", "-ub", "1,2,big"}, "item 3: expected an integer"},
+        {{"bench", "-ctk", "f16,q9_9"}, "item 2"},
+        {{"bench", "-fa", "yes"}, "expected on, off, auto, 1 or 0"},
+        {{"bench", "-pg", "512"}, "expected two numbers, PP,TG"},
+        {{"bench", "-pg", "1,2,3"}, "expected two numbers, PP,TG"},
+        {{"bench", "-o", "sql"}, "expected md, csv, json or jsonl"},
+        {{"bench", "-r", "0"}, "expected an integer from 1"},
+        {{"bench", "--bandwidth-gbs", "-3"}, "--bandwidth-gbs"},
+        {{"bench", "--repetition", "3"}, "did you mean '--repetitions'"},
+        {{"bench", "--temp", "0"}, "is not an option of 'bench'"},
+        {{"bench", "model.gguf"}, "unexpected argument 'model.gguf'"},
+    };
+    for (const Case& c : cases) {
+        const std::string e = error(c.args);
+        EXPECT_NE(e.find(c.says), std::string::npos) << e;
+        EXPECT_TRUE(e.starts_with("ferry bench: ")) << e;
+    }
+}
+
+TEST_F(Cli, BenchHelpShowsItsOwnDefaults) {
+    const std::string h = help_of("bench");
+    EXPECT_NE(h.find("--vs-llama-cpp"), std::string::npos);
+    EXPECT_NE(h.find("(default: 128)"), std::string::npos) << h;  // -n in bench, not run's -1
+    EXPECT_NE(h.find("(default: 5)"), std::string::npos) << h;
+    EXPECT_NE(help_of("run").find("(default: -1)"), std::string::npos);
 }
 
 TEST_F(Cli, RepeatedFlagLastWins) {
@@ -249,7 +320,8 @@ TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
 TEST_F(Cli, FlagOfAnotherSubcommand) {
     std::string e = error({"inspect", "x.gguf", "-t", "4"});
     EXPECT_EQ(e,
-              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat); see 'ferry inspect --help'\n");
+              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat, bench); see 'ferry inspect "
+              "--help'\n");
     e = error({"run", "--tensors"});
     EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
 }
@@ -386,7 +458,7 @@ TEST_F(Cli, TopLevel) {
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
     EXPECT_NE(error({"-m", "x.gguf", "inspect"})
-                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, tokenize, template)"),
+                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, bench, tokenize, template)"),
               std::string::npos);
 }
 

@@ -22,6 +22,20 @@ namespace {
 
 constexpr int64_t kKeyBlock = 64;
 
+// Cells some query of the micro-batch sees: the union of the tokens' visible ranges (see attention()),
+// what must come from memory at least once; query heads of a GQA group share their KV head's reads.
+uint64_t visible_cells(std::span<const int32_t> pos, const AttnParams& p) {
+    int64_t lo = p.n_kv, hi = 0;
+    for (int32_t qp : pos) {
+        const int64_t end = std::min<int64_t>(p.n_kv, int64_t(qp) + 1);
+        const int64_t begin = p.n_swa > 0 ? std::max<int64_t>(0, qp - p.n_swa + 1) : 0;
+        if (begin >= end) continue;
+        lo = std::min(lo, begin);
+        hi = std::max(hi, end);
+    }
+    return hi > lo ? uint64_t(hi - lo) : 0;
+}
+
 }  // namespace
 
 KvHandle CpuOps::new_kv_layer(const KvLayerSpec& spec) {
@@ -86,6 +100,8 @@ Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, c
     const bool v16 = s.type_v == GgmlType::F16, v32 = s.type_v == GgmlType::F32;
     const int64_t k_row_bytes = dk / fk->block_size * fk->type_size;
     const int64_t v_row_bytes = dv / fv->block_size * fv->type_size;
+
+    traffic().kv_bytes += visible_cells(pos, p) * uint64_t(s.n_head_kv) * uint64_t(k_row_bytes + v_row_bytes);
 
     Act out = alloc({dv, n_head, n_tok, 1});
     const float* qs = ptr(q);

@@ -81,6 +81,7 @@ Act CpuOps::get_rows(const Tensor& table, std::span<const int32_t> ids) {
     Act out = alloc({n, int64_t(ids.size()), 1, 1});
     float* y = ptr(out);
     for (int32_t id : ids) FERRY_CHECK(id >= 0 && id < table.ne[1]);
+    traffic().weight_bytes += uint64_t(ids.size()) * uint64_t(n / f->block_size * f->type_size);
     pool_.parallel_for(int64_t(ids.size()), std::max<int64_t>(1, kElementsPerChunk / std::max<int64_t>(n, 1)),
                        [&](int64_t b, int64_t e) {
                            for (int64_t i = b; i < e; ++i) {
@@ -95,6 +96,7 @@ Act CpuOps::get_rows(const Tensor& table, std::span<const int32_t> ids) {
 Act CpuOps::rms_norm(const Act& x, const Tensor* w, float eps) {
     const int64_t n = x.ne[0];
     const float* wd = w ? weight_f32(*w, n) : nullptr;
+    if (wd) traffic().weight_bytes += uint64_t(n) * sizeof(float);
     Act out = alloc(x.ne);
     const float* xs = ptr(x);
     float* y = ptr(out);

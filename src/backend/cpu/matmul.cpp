@@ -113,6 +113,10 @@ void CpuOps::matmul_into(const Tensor& w, const float* xs, int64_t n_tok, float*
 Act CpuOps::matmul(const Tensor& w, const Act& x) {
     FERRY_CHECK(x.ne[0] == w.ne[0]);
     Act out = alloc({w.ne[1], x.n_rows(), 1, 1});
+    // Every weight row is read (column blocks after the first re-read it from cache, not memory).
+    const quant::FormatTraits* wf = quant::find_format(w.type);
+    FERRY_CHECK(wf != nullptr);
+    traffic().weight_bytes += uint64_t(w.ne[1]) * uint64_t(w.ne[0] / wf->block_size * wf->type_size);
     matmul_into(w, ptr(x), x.n_rows(), ptr(out), act_scratch_);
     return out;
 }
