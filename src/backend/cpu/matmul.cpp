@@ -68,7 +68,8 @@ Act CpuOps::matmul(const Tensor& w, const Act& x) {
         act_scratch_.resize(a_stride * size_t(n_tok));
         uint8_t* qa = act_scratch_.data();
         quant::QuantizeFn q = k.quantize_for(af->type);
-        if (q == nullptr) q = af->quantize_row;
+        if (q == nullptr) q = quant::activation_quantizer(af->type);
+        FERRY_CHECK(q != nullptr);
         pool_.parallel_for(n_tok, tok_grain, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) q(xs + t * n_in, qa + size_t(t) * a_stride, n_in);
         });

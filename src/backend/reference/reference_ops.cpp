@@ -140,7 +140,9 @@ Act ReferenceOps::matmul(const Tensor& w, const Act& x) {
     FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
     const int64_t act_row_bytes = n_in / af->block_size * af->type_size;
     std::vector<uint8_t> qx(static_cast<size_t>(act_row_bytes * n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) af->quantize_row(xs.data() + t * n_in, qx.data() + t * act_row_bytes, n_in);
+    const quant::QuantizeRowFn quantize = quant::activation_quantizer(af->type);
+    FERRY_CHECK(quantize != nullptr);
+    for (int64_t t = 0; t < n_tok; ++t) quantize(xs.data() + t * n_in, qx.data() + t * act_row_bytes, n_in);
     for (int64_t t = 0; t < n_tok; ++t) {
         for (int64_t o = 0; o < n_out; ++o) {
             y[size_t(t * n_out + o)] =
