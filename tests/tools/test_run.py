@@ -5,7 +5,9 @@ top-1 minus top-2 logit is below `near_tie_nats`: beyond it, legitimate differen
 order and activation rounding may pick the other token), on the CPU backend with 1 and 2 threads.
 The prompts in IDENTICAL must match llama.cpp's whole 64-token text (ferry quantizes activations with
 ggml-cpu's x86 rounding, so these agree past their near ties); for the others, how far past the tie
-the texts still agree is printed for information.
+the texts still agree is printed for information. Then a quantized KV cache (-ctk q8_0 -ctv q8_0
+-fa on, expected_kv_q8_0.json from `run_expected.py --kv-q8_0`) against llama.cpp with the same cache,
+up to its first near tie.
 
 usage: test_run.py --ferry build/bin/ferry
 """
@@ -54,6 +56,21 @@ def main():
                       f"{out.stderr.decode()[-300:]}")
             passed += ok
             failed += not ok
+    # Quantized KV cache with flash attention (-ctk q8_0 -ctv q8_0 -fa on), against llama.cpp with the same
+    # cache, up to its first near tie.
+    kv = json.load(open(os.path.join(ROOT, "tests/data/run/expected_kv_q8_0.json"), encoding="utf-8"))
+    for case in kv["cases"]:
+        out = subprocess.run([args.ferry, "run", "-m", model, "-p", case["prompt"], "-n", "64", "--temp", "0", "-t", "2",
+                              "-c", "512", "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on"], capture_output=True)
+        text = out.stdout.decode("utf-8", "replace").removesuffix("\n")
+        err = out.stderr.decode("utf-8", "replace")
+        ok = out.returncode == 0 and text.startswith(case["text_until_tie"]) and "KV Q8_0/Q8_0" in err
+        print(f"-ctk q8_0 -ctv q8_0 -fa on {case['prompt'][:30]!r}: {'ok' if ok else 'FAIL'} "
+              f"(near tie after {case['first_near_tie']} tokens)")
+        if not ok:
+            print(f"FAIL: exit {out.returncode}: {text[:120]!r} vs {case['text_until_tie'][:120]!r} {err[-300:]}")
+        passed += ok
+        failed += not ok
     print(f"greedy vs llama.cpp {expected['llama_cpp_python']}: {passed} passed, {failed} failed")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
