@@ -58,7 +58,7 @@ inline float hmax(__m256 v) {
 // work item. Prefetches never fault, so reaching past the end of a tensor is harmless.
 constexpr int64_t kPrefetchBytes = 4096;
 
-// Prefetches the cache lines of `bytes` bytes starting kPrefetchBytes after p.
+// Prefetches the cache lines of the Bytes bytes that start kPrefetchBytes after p.
 template <int64_t Bytes = 64>
 inline void prefetch_ahead(const void* p) {
     for (int64_t l = 0; l < Bytes; l += 64) {
