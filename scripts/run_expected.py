@@ -6,7 +6,10 @@ Each step also records llama.cpp's top-1 minus top-2 logit. Where that gap is ti
 near tie that any other summation order may flip, so the test compares ferry's text with the text
 before the first step whose gap is below NEAR_TIE (`text_until_tie`).
 
-usage: .venv/bin/python scripts/run_expected.py MODEL.gguf tests/data/run/expected.json
+With --kv-q8_0 the KV cache is Q8_0 for K and V with flash attention (llama.cpp's `-ctk q8_0 -ctv q8_0
+-fa on`), for the first two prompts only (tests/data/run/expected_kv_q8_0.json).
+
+usage: .venv/bin/python scripts/run_expected.py MODEL.gguf tests/data/run/expected.json [--kv-q8_0]
 """
 import json
 import sys
@@ -27,10 +30,12 @@ PROMPTS = [
 
 def main():
     model, out = sys.argv[1], sys.argv[2]
-    llm = llama_cpp.Llama(model_path=model, n_ctx=512, n_threads=2, logits_all=False, verbose=False)
+    kv_q8_0 = "--kv-q8_0" in sys.argv[3:]
+    extra = dict(type_k=llama_cpp.GGML_TYPE_Q8_0, type_v=llama_cpp.GGML_TYPE_Q8_0, flash_attn=True) if kv_q8_0 else {}
+    llm = llama_cpp.Llama(model_path=model, n_ctx=512, n_threads=2, logits_all=False, verbose=False, **extra)
     add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token") == "true"
     cases = []
-    for prompt in PROMPTS:
+    for prompt in PROMPTS[:2] if kv_q8_0 else PROMPTS:
         tokens = llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
         llm.reset()
         llm.eval(tokens)
@@ -54,6 +59,7 @@ def main():
                       "first_near_tie": tie, "text_until_tie": until_tie})
         print(f"{tie:3d} tokens before a near tie: {until_tie[:60]!r}")
     json.dump({"llama_cpp_python": llama_cpp.__version__, "model": model.split("/")[-1], "n_predict": 64,
+               "kv_cache": "q8_0/q8_0, flash attention" if kv_q8_0 else "f16/f16",
                "near_tie_nats": NEAR_TIE, "cases": cases}, open(out, "w"), ensure_ascii=False, indent=1)
 
 

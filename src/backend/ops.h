@@ -29,7 +29,9 @@
 //   - matmul quantizes its activations to the weight format's paired activation type before the dot,
 //     as ggml does (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants
 //     and IQ4_XS; F16 and BF16 weights take activations rounded to F16 / BF16; F32 takes F32), so
-//     logits of quantized files match llama.cpp's.
+//     logits of quantized files match llama.cpp's. The activation quantizers round as ggml-cpu's x86
+//     ones do (quant::activation_quantizer: id = 127 / amax, half to even), not as the reference
+//     weight quantizers (1 / d, half away from zero).
 //   - reductions (norm sums, dot products of float rows) may be reordered; results are compared by
 //     NMSE against the reference, never bit for bit.
 #pragma once

@@ -28,7 +28,7 @@ private:
 
 }  // namespace
 
-Result<FileData> FileData::open(const std::string& path, Mode mode) {
+Result<FileData> FileData::open(const std::string& path, Mode mode, const Progress& progress) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return make_error("cannot open '" + path + "': " + errno_text());
     struct stat st {};
@@ -53,11 +53,14 @@ Result<FileData> FileData::open(const std::string& path, Mode mode) {
     if (!f.buffer_) return make_error("cannot allocate " + std::to_string(f.size_) + " bytes to read '" + path + "'");
     uint64_t done = 0;
     while (done < f.size_) {
-        const ssize_t n = ::pread(fd.get(), f.buffer_.get() + done, f.size_ - done, off_t(done));
+        constexpr uint64_t kChunk = uint64_t(64) << 20;
+        const uint64_t want = f.size_ - done < kChunk ? f.size_ - done : kChunk;
+        const ssize_t n = ::pread(fd.get(), f.buffer_.get() + done, want, off_t(done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
             return make_error("cannot read '" + path + "': " + (n < 0 ? errno_text() : "unexpected end of file"));
         done += uint64_t(n);
+        if (progress) progress(done, f.size_);
     }
     f.data_ = f.buffer_.get();
     return f;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,11 @@ class FileData {
 public:
     enum class Mode { Mmap, Read };
 
-    static Result<FileData> open(const std::string& path, Mode mode = Mode::Mmap);
+    // Called while a Read-mode open reads the file: bytes read so far and the file size (after each
+    // chunk of up to 64 MiB; mmap opens never call it).
+    using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+    static Result<FileData> open(const std::string& path, Mode mode = Mode::Mmap, const Progress& progress = {});
     // Wraps bytes already in memory (tests, fuzzing); they are copied.
     static FileData from_bytes(const void* data, uint64_t size);
     FileData() = default;  // empty

@@ -98,6 +98,15 @@ const FormatTraits* find_format(GgmlType type) {
     return nullptr;
 }
 
+QuantizeRowFn activation_quantizer(GgmlType act_type) {
+    switch (act_type) {
+        case GgmlType::Q8_0: return quantize_erased<BlockQ8_0, quantize_act_row_q8_0>;
+        case GgmlType::Q8_1: return quantize_erased<BlockQ8_1, quantize_act_row_q8_1>;
+        case GgmlType::Q8_K: return quantize_erased<BlockQ8K, quantize_row_q8_k>;
+        default: return nullptr;
+    }
+}
+
 std::span<const FormatTraits> all_formats() { return kFormats; }
 
 }  // namespace ferry::quant

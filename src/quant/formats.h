@@ -31,6 +31,12 @@ struct FormatTraits {
 // The scalar reference traits of a type, or nullptr if ferry has no block format for it.
 const FormatTraits* find_format(GgmlType type);
 
+// The quantizer matmul applies to its activations for an activation format (a vec_dot_type):
+// ggml-cpu's x86 rounding for Q8_0 / Q8_1 (quantize_act_row_q8_0 / _q8_1), the reference quantizer
+// for Q8_K; nullptr for any other type.
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+QuantizeRowFn activation_quantizer(GgmlType act_type);
+
 // All formats in the table, in ggml id order (for tests and `ferry inspect`).
 std::span<const FormatTraits> all_formats();
 

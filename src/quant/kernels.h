@@ -10,7 +10,7 @@
 // -mavx512vnni ...), never with global flags, so the binary still starts on a CPU without them.
 //
 // Contracts:
-//   - quantize_* produce bit-identical blocks to the scalar reference quantizers (tests check this).
+//   - quantize_* produce bit-identical blocks to the scalar activation quantizers (tests check this).
 //   - gemm results equal the scalar vec_dot up to float summation order. Each output is computed by
 //     the same sequence of operations whatever the tile it falls in, so a column's results do not
 //     depend on how many columns are multiplied together (prefill vs token-by-token decode agree
@@ -57,7 +57,8 @@ struct KernelTable {
 
     // Indexed by GgmlType id of the weight; nullptr = use the scalar vec_dot.
     GemmFn gemm[kMaxTypeId];
-    // Activation quantizers, bit-exact with quantize_row_q8_0 / _q8_1 / _q8_k; nullptr = scalar.
+    // Activation quantizers, bit-exact with quantize_act_row_q8_0 / _q8_1 and quantize_row_q8_k
+    // (quant::activation_quantizer); nullptr = scalar.
     QuantizeFn quantize_q8_0;
     QuantizeFn quantize_q8_1;
     QuantizeFn quantize_q8_k;

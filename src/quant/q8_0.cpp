@@ -27,6 +27,18 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
     }
 }
 
+void quantize_act_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+    FERRY_CHECK(n % QK8_0 == 0);
+    for (int64_t b = 0; b < n / QK8_0; ++b) {
+        const float* xb = x + b * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[b].d = float_to_half(amax / 127.0f);
+        for (int j = 0; j < QK8_0; ++j) y[b].qs[j] = int8_t(round_even(xb[j] * id));
+    }
+}
+
 float vec_dot_q8_0_q8_0(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a) {
     FERRY_CHECK(n % QK8_0 == 0);
     float sum = 0.0f;

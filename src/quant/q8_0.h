@@ -12,6 +12,11 @@
 //   qs[j] = roundf(x[j] * id)   (round half away from zero);  d stored as fp16(d) (nearest even).
 // Note the quants use the unrounded d; only the stored scale is rounded to fp16.
 //
+// quantize_act_row_q8_0 is the quantizer matmul applies to its activations, reproducing ggml-cpu's
+// x86 quantize_row_q8_0 (what llama.cpp runs on this hardware), which differs from the reference in
+// two roundings:  d = amax / 127 (stored as fp16, as above);  id = amax != 0 ? 127 / amax : 0;
+//   qs[j] = nearbyint(x[j] * id)   (round half to even).
+//
 // vec_dot_q8_0_q8_0: per block sumi = sum w.qs[j] * a.qs[j] (int32), sum += sumi * (w.d * a.d).
 #pragma once
 
@@ -29,6 +34,7 @@ static_assert(sizeof(BlockQ8_0) == 34);
 
 void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n);
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
+void quantize_act_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 float vec_dot_q8_0_q8_0(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a);
 
 }  // namespace ferry::quant

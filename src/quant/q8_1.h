@@ -9,6 +9,8 @@
 // Activation format only (paired with Q4_1 and Q5_1 weights); no dot of its own. The quantizer is
 // ggml's reference quantize_row_q8_1, reproduced exactly: as Q8_0 (amax / 127, id = 1/d or 0,
 // roundf = half away from zero), plus s = fp16(float(sum of the int quants) * d) with the unrounded d.
+// quantize_act_row_q8_1, the quantizer matmul applies to activations, is ggml-cpu's x86 version:
+// id = 127 / amax (0 when amax is 0) and round half to even, as quantize_act_row_q8_0; s as above.
 #pragma once
 
 #include <cstdint>
@@ -26,5 +28,6 @@ static_assert(sizeof(BlockQ8_1) == 36);
 
 void dequantize_row_q8_1(const BlockQ8_1* x, float* y, int64_t n);
 void quantize_row_q8_1(const float* x, BlockQ8_1* y, int64_t n);
+void quantize_act_row_q8_1(const float* x, BlockQ8_1* y, int64_t n);
 
 }  // namespace ferry::quant

@@ -1,6 +1,8 @@
 #include "tools/engine.h"
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -74,7 +76,22 @@ Result<Engine> load_engine(const Params& params, const char* tool) {
     FERRY_ASSIGN(e.path, resolve_model(params));
     const auto t0 = std::chrono::steady_clock::now();
     const auto mode = params.no_mmap ? FileData::Mode::Read : FileData::Mode::Mmap;
-    FERRY_ASSIGN(gguf::File file, gguf::File::open(e.path, mode));
+    // Reading a file into memory that takes over a second shows its progress (on one updated line on a
+    // terminal, else a line per quarter).
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
+    int shown = -1;
+    const FileData::Progress progress = [&](uint64_t done, uint64_t total) {
+        if (ms_since(t0) < 1000.0) return;
+        const int pct = int(100 * done / total);
+        if (tty ? pct == shown : pct / 25 == shown / 25 && shown >= 0) return;
+        shown = pct;
+        std::fprintf(stderr,
+                     tty ? "\r%s: reading %s: %3d%% (%.0f / %.0f MiB)%s" : "%s: reading %s: %d%% (%.0f / %.0f MiB)%s\n",
+                     tool, e.path.c_str(), pct, double(done) / (1 << 20), double(total) / (1 << 20),
+                     tty && done == total ? "\n" : "");
+    };
+    FERRY_ASSIGN(FileData data, FileData::open(e.path, mode, progress));
+    FERRY_ASSIGN(gguf::File file, gguf::File::parse(std::move(data)));
     e.file = std::make_unique<gguf::File>(std::move(file));
     FERRY_ASSIGN(e.model, model::load(*e.file));
     FERRY_ASSIGN(text::Vocab vocab, text::Vocab::from_gguf(*e.file));

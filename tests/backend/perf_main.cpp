@@ -5,7 +5,10 @@
 //
 // For a weight {N, N} (default 4096 x 4096) it times decode (1 activation column) and prefill
 // (T columns, default 128) through CpuOps::matmul, activation quantization included, and prints the
-// median time with GFLOP/s and the weight bytes streamed per second (GB/s).
+// median time with GFLOP/s and the weight bytes streamed per second (GB/s). A second table times the
+// other ops of a decode / prefill step on N-wide rows: attention over a KV cache per cache type
+// (1 query token and T query tokens, 32 heads of 128, GQA 4:1, 4096 cached positions), RMSNorm, RoPE,
+// SwiGLU, add, softmax and get_rows, with GFLOP/s and the bytes read and written per second.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -62,6 +65,8 @@ double median_seconds(backend::cpu::CpuOps& ops, const Weight& w, const std::vec
     return t[t.size() / 2];
 }
 
+void run_perf_ops(backend::cpu::CpuOps& ops, const PerfOptions& o);
+
 int run_perf(const PerfOptions& o) {
     const quant::KernelTable* k = o.isa_set ? quant::kernels_for(o.isa) : &quant::best_kernels();
     if (k == nullptr) {
@@ -92,7 +97,104 @@ int run_perf(const PerfOptions& o) {
                     k->gemm_for(type) ? "" : "  (scalar fallback)");
         std::fflush(stdout);
     }
+    run_perf_ops(ops, o);
     return 0;
+}
+
+// Median seconds of op() over reps runs after one warm-up; setup() runs before each, untimed.
+template <class S, class F>
+double median_of(int reps, S&& setup, F&& op) {
+    std::vector<double> t;
+    for (int i = 0; i < reps + 1; ++i) {
+        setup();
+        const auto t0 = std::chrono::steady_clock::now();
+        op();
+        const auto t1 = std::chrono::steady_clock::now();
+        if (i > 0) t.push_back(std::chrono::duration<double>(t1 - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+void print_op(const char* name, const std::string& shape, double seconds, double flop, double bytes) {
+    std::printf("%-22s %-24s %10.3f %9.2f %8.2f\n", name, shape.c_str(), seconds * 1e3, flop / seconds * 1e-9,
+                bytes / seconds * 1e-9);
+    std::fflush(stdout);
+}
+
+void run_perf_ops(backend::cpu::CpuOps& ops, const PerfOptions& o) {
+    using backend::Act;
+    std::printf("\n%-22s %-24s %10s %9s %8s\n", "op", "shape", "ms", "GFLOP/s", "GB/s");
+    const int reps = o.reps;
+    // Attention: decode (1 token) and prefill (n_tok tokens) at the end of a filled cache.
+    constexpr int64_t kHeads = 32, kHeadsKv = 8, kDim = 128, kPast = 4096;
+    for (GgmlType cache : {GgmlType::F16, GgmlType::Q8_0, GgmlType::F32}) {
+        for (int64_t n_tok : {int64_t(1), o.n_tok}) {
+            ops.reset();
+            backend::cpu::CpuOps fresh(o.n_threads, &ops.kernels());
+            const int64_t n_kv = kPast + n_tok;
+            const backend::KvHandle kv = fresh.new_kv_layer({n_kv, kHeadsKv, kDim, kDim, cache, cache});
+            const std::vector<float> k = random_floats(size_t(n_kv * kHeadsKv * kDim), 31);
+            const std::array<int64_t, kMaxDims> ne{kDim, kHeadsKv, n_kv, 1};
+            fresh.kv_write(kv, fresh.input(k, ne), fresh.input(k, ne), 0);
+            const std::vector<float> q = random_floats(size_t(n_tok * kHeads * kDim), 32);
+            std::vector<int32_t> pos(static_cast<size_t>(n_tok));
+            for (int64_t t = 0; t < n_tok; ++t) pos[size_t(t)] = int32_t(kPast + t);
+            const backend::AttnParams p{.kq_scale = 0.088f, .n_kv = n_kv, .n_swa = 0};
+            Act qa;
+            const double t = median_of(
+                reps,
+                [&] {
+                    fresh.reset();
+                    qa = fresh.input(q, {kDim, kHeads, n_tok, 1});
+                },
+                [&] { fresh.attention(qa, kv, pos, p); });
+            const auto& f = *quant::find_format(cache);
+            const double cache_bytes = 2.0 * double(n_kv * kHeadsKv * kDim / f.block_size * f.type_size);
+            const double flop = 4.0 * double(kHeads * kDim) * double(n_tok) * double(n_kv);
+            print_op(("attention " + std::string(type_name(cache))).c_str(),
+                     std::to_string(n_tok) + " tok x " + std::to_string(n_kv) + " kv", t, flop, cache_bytes);
+        }
+    }
+    // Row ops on {n, T} activations.
+    for (int64_t n_tok : {int64_t(1), o.n_tok}) {
+        const int64_t n = o.n, elems = n * n_tok;
+        const std::vector<float> x = random_floats(size_t(elems), 41), y = random_floats(size_t(elems), 42);
+        const std::string shape = std::to_string(n) + " x " + std::to_string(n_tok);
+        const double f4 = 4.0 * double(elems);
+        auto time_op = [&](const char* name, double flop, double bytes, auto&& op) {
+            Act a, b;
+            const double t = median_of(
+                reps,
+                [&] {
+                    ops.reset();
+                    a = ops.input(x, {n, n_tok, 1, 1});
+                    b = ops.input(y, {n, n_tok, 1, 1});
+                },
+                [&] { op(a, b); });
+            print_op(name, shape, t, flop, bytes);
+        };
+        time_op("rms_norm", 3.0 * double(elems), 2 * f4,
+                [&](const Act& a, const Act&) { ops.rms_norm(a, nullptr, 1e-5f); });
+        time_op("add", double(elems), 3 * f4, [&](const Act& a, const Act& b) { ops.add(a, b); });
+        time_op("swiglu", 5.0 * double(elems), 3 * f4, [&](const Act& a, const Act& b) { ops.swiglu(a, b); });
+        time_op("softmax", 4.0 * double(elems), 2 * f4, [&](const Act& a, const Act&) { ops.softmax(a, 1.0f); });
+        std::vector<int32_t> pos(static_cast<size_t>(n_tok), 100);
+        const backend::RopeParams rp{.mode = backend::RopeMode::Normal, .n_rot = 128};
+        time_op("rope", 6.0 * double(elems), 2 * f4, [&](const Act& a, const Act&) {
+            ops.rope(backend::Act{{128, n / 128, n_tok, 1}, a.id}, pos, rp);
+        });
+    }
+    // get_rows of a Q8_0 table (an embedding lookup).
+    {
+        const Weight table = perf_weight(GgmlType::Q8_0, o.n);
+        std::vector<int32_t> ids(static_cast<size_t>(o.n_tok));
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i * 7 % size_t(o.n));
+        const double t = median_of(
+            reps, [&] { ops.reset(); }, [&] { ops.get_rows(table.t, ids); });
+        print_op("get_rows q8_0", std::to_string(o.n) + " x " + std::to_string(o.n_tok), t, 0.0,
+                 double(o.n_tok) * double(table.row_bytes + o.n * 4));
+    }
 }
 
 bool parse_perf(int argc, char** argv, PerfOptions& o) {

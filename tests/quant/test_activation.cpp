@@ -1,9 +1,11 @@
 // The activation quantizers reproduce ggml's reference ones exactly (quantize_row_q8_0_ref,
 // quantize_row_q8_1_ref, quantize_row_q8_K_ref): hand-computed blocks that pin the rounding rule
 // (half away from zero for Q8_0/Q8_1, half to even for Q8_K), the sign of the Q8_K scale, the
-// all-zero block, and the group sums.
+// all-zero block, and the group sums. The matmul activation quantizers (quantize_act_row_q8_0 / _q8_1)
+// follow ggml-cpu's x86 versions instead: id = 127 / amax and half to even.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -84,6 +86,45 @@ TEST(Q8_1Quantize, AllZeroBlock) {
     quantize_row_q8_1(x.data(), &b, QK8_1);
     EXPECT_EQ(b.d, 0);
     EXPECT_EQ(b.s, 0);
+    for (const int8_t q : b.qs) EXPECT_EQ(q, 0);
+}
+
+TEST(Q8_0ActivationQuantize, RoundsHalfToEven) {
+    const std::vector<float> x = q8_0_example();  // id = 127 / 63.5 = 2 exactly
+    BlockQ8_0 b;
+    quantize_act_row_q8_0(x.data(), &b, QK8_0);
+    EXPECT_EQ(b.d, 0x3800);
+    const int8_t want[8] = {-127, 2, -2, 2, 0, 0, 127, 0};
+    for (int j = 0; j < 8; ++j) EXPECT_EQ(b.qs[j], want[j]) << j;
+    EXPECT_EQ(b.qs[31], 20);
+}
+
+TEST(Q8_1ActivationQuantize, RoundsHalfToEvenAndStoresScaledSum) {
+    const std::vector<float> x = q8_0_example();
+    BlockQ8_1 b;
+    quantize_act_row_q8_1(x.data(), &b, QK8_1);
+    EXPECT_EQ(b.d, 0x3800);
+    const int8_t want[8] = {-127, 2, -2, 2, 0, 0, 127, 0};
+    for (int j = 0; j < 8; ++j) EXPECT_EQ(b.qs[j], want[j]) << j;
+    // sum q = -127 + 2 - 2 + 2 + 127 + 20 = 22; s = fp16(22 * 0.5)
+    EXPECT_EQ(b.s, fp32_to_fp16(11.0f));
+}
+
+TEST(Q8_0ActivationQuantize, ScalesBy127OverAmax) {
+    // amax = 1: id = 127 exactly (the reference's 1 / (1/127) is not), so 0.5 -> 63.5 -> 64 (even).
+    std::vector<float> x(QK8_0, 0.0f);
+    x[3] = 1.0f;
+    x[4] = -0.5f;
+    x[5] = 1.5f / 127.0f;
+    BlockQ8_0 b;
+    quantize_act_row_q8_0(x.data(), &b, QK8_0);
+    EXPECT_EQ(b.d, fp32_to_fp16(1.0f / 127.0f));
+    EXPECT_EQ(b.qs[3], 127);
+    EXPECT_EQ(b.qs[4], -64);
+    EXPECT_EQ(b.qs[5], int8_t(std::nearbyint(1.5f / 127.0f * 127.0f)));
+    const std::vector<float> zero(QK8_0, 0.0f);
+    quantize_act_row_q8_0(zero.data(), &b, QK8_0);
+    EXPECT_EQ(b.d, 0);
     for (const int8_t q : b.qs) EXPECT_EQ(q, 0);
 }
 

@@ -3,7 +3,11 @@ fixed prompts must equal llama.cpp's (tests/data/run/expected.json, made by scri
 with the llama-cpp-python version recorded there) up to llama.cpp's first near tie (a step whose
 top-1 minus top-2 logit is below `near_tie_nats`: beyond it, legitimate differences in summation
 order and activation rounding may pick the other token), on the CPU backend with 1 and 2 threads.
-How far past the tie the texts still agree is printed for information.
+The prompts in IDENTICAL must match llama.cpp's whole 64-token text (ferry quantizes activations with
+ggml-cpu's x86 rounding, so these agree past their near ties); for the others, how far past the tie
+the texts still agree is printed for information. Then a quantized KV cache (-ctk q8_0 -ctv q8_0
+-fa on, expected_kv_q8_0.json from `run_expected.py --kv-q8_0`) against llama.cpp with the same cache,
+up to its first near tie.
 
 usage: test_run.py --ferry build/bin/ferry
 """
@@ -12,6 +16,9 @@ import json
 import os
 import subprocess
 import sys
+
+# Prompts (indices into expected["cases"]) whose whole greedy text equals llama.cpp's.
+IDENTICAL = (1, 2, 4)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,18 +36,18 @@ def main():
     expected = json.load(open(os.path.join(ROOT, "tests/data/run/expected.json"), encoding="utf-8"))
     passed = failed = 0
     for threads in (1, 2):
-        for case in expected["cases"]:
+        for index, case in enumerate(expected["cases"]):
             out = subprocess.run([args.ferry, "run", "-m", model, "-p", case["prompt"], "-n", "64", "--temp", "0",
                                   "-t", str(threads), "-c", "512"], capture_output=True)
             text = out.stdout.decode("utf-8", "replace")
             if text.endswith("\n"):
                 text = text[:-1]  # ferry run ends the output with a newline
-            want = case["text_until_tie"]
+            want = case["text"] if index in IDENTICAL else case["text_until_tie"]
             ok = out.returncode == 0 and text.startswith(want)
             same = next((k for k in range(min(len(text), len(case["text"]))) if text[k] != case["text"][k]),
                         min(len(text), len(case["text"])))
             print(f"-t {threads} {case['prompt'][:30]!r}: {'ok' if ok else 'FAIL'}; agrees for {same} of "
-                  f"{len(case['text'])} chars (near tie after {len(want)} chars, "
+                  f"{len(case['text'])} chars (near tie after {len(case['text_until_tie'])} chars, "
                   f"{case['first_near_tie']} tokens)")
             if not ok:
                 i = same
@@ -49,6 +56,21 @@ def main():
                       f"{out.stderr.decode()[-300:]}")
             passed += ok
             failed += not ok
+    # Quantized KV cache with flash attention (-ctk q8_0 -ctv q8_0 -fa on), against llama.cpp with the same
+    # cache, up to its first near tie.
+    kv = json.load(open(os.path.join(ROOT, "tests/data/run/expected_kv_q8_0.json"), encoding="utf-8"))
+    for case in kv["cases"]:
+        out = subprocess.run([args.ferry, "run", "-m", model, "-p", case["prompt"], "-n", "64", "--temp", "0", "-t", "2",
+                              "-c", "512", "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on"], capture_output=True)
+        text = out.stdout.decode("utf-8", "replace").removesuffix("\n")
+        err = out.stderr.decode("utf-8", "replace")
+        ok = out.returncode == 0 and text.startswith(case["text_until_tie"]) and "KV Q8_0/Q8_0" in err
+        print(f"-ctk q8_0 -ctv q8_0 -fa on {case['prompt'][:30]!r}: {'ok' if ok else 'FAIL'} "
+              f"(near tie after {case['first_near_tie']} tokens)")
+        if not ok:
+            print(f"FAIL: exit {out.returncode}: {text[:120]!r} vs {case['text_until_tie'][:120]!r} {err[-300:]}")
+        passed += ok
+        failed += not ok
     print(f"greedy vs llama.cpp {expected['llama_cpp_python']}: {passed} passed, {failed} failed")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -57,7 +57,7 @@ CpuOps::PreparedAct CpuOps::prepare_act(GgmlType w_type, const float* xs, int64_
     buf.resize(a_stride * size_t(n_rows));
     uint8_t* qa = buf.data();
     quant::QuantizeFn q = k.quantize_for(af->type);
-    if (q == nullptr) q = af->quantize_row;
+    if (q == nullptr) q = quant::activation_quantizer(af->type);
     pool_.parallel_for(n_rows, grain, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) q(xs + t * n_in, qa + size_t(t) * a_stride, n_in);
     });

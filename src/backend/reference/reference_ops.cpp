@@ -90,7 +90,9 @@ void matmul_rows(const Tensor& w, const float* xs, int64_t n_tok, float* y) {
     FERRY_CHECK(af != nullptr && n_in % af->block_size == 0);
     const int64_t act_row_bytes = n_in / af->block_size * af->type_size;
     std::vector<uint8_t> qx(static_cast<size_t>(act_row_bytes * n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) af->quantize_row(xs + t * n_in, qx.data() + t * act_row_bytes, n_in);
+    const quant::QuantizeRowFn quantize = quant::activation_quantizer(af->type);
+    FERRY_CHECK(quantize != nullptr);
+    for (int64_t t = 0; t < n_tok; ++t) quantize(xs + t * n_in, qx.data() + t * act_row_bytes, n_in);
     for (int64_t t = 0; t < n_tok; ++t) {
         for (int64_t o = 0; o < n_out; ++o)
             y[t * n_out + o] = wf->vec_dot(n_in, w_bytes + uint64_t(o) * w.nb[1], qx.data() + t * act_row_bytes);

@@ -123,6 +123,7 @@ void tile(const GemmArgs& g, int64_t c0) {
         __m256 acc[NC], accm[NC];
         for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; ++b) {
+            if constexpr (NC == 1) prefetch_ahead<int64_t(sizeof(W))>(w + b);
             K::unpack(w[b], u);
             for (int c = 0; c < NC; ++c) {
                 const BlockQ8K& ab = a[c][b];

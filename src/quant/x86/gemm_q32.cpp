@@ -160,6 +160,7 @@ void tile(const GemmArgs& g, int64_t c0) {
         }
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2) {
+            if constexpr (NC == 1) prefetch_ahead(w + b);
             block_step<K, NC>(w[b], K::unpack(w[b]), a, b, acc0, off0);
             block_step<K, NC>(w[b + 1], K::unpack(w[b + 1]), a, b + 1, acc1, off1);
         }
@@ -265,6 +266,95 @@ void tile_pairs(const GemmArgs& g, int64_t c0) {
     }
 }
 
+// AVX-512 decode (one activation column): two consecutive blocks of a row share one 512-bit register
+// (block 2i in lanes 0..7, block 2i+1 in lanes 8..15), so the integer dot, the conversion and the FMA
+// run once per pair. Lane by lane these are the operations of tile<K, 1> (its even-block accumulator is
+// the low half, its odd-block accumulator the high half; the offset sums of even and odd blocks sit in
+// lanes 1 and 3), so the results are bit-identical to tile<K, 1> and to the prefill tiles. The
+// activation scales are widened to float once per call.
+constexpr int64_t kMaxGemvBlocks = 4096;  // rows up to 131072 elements; longer rows take tile<K, 1>
+
+template <class K>
+void gemv_pairs(const GemmArgs& g) {
+    using A = typename K::A;
+    using W = typename K::W;
+    const int64_t nb = g.n / 32;
+    const A* a = static_cast<const A*>(g.a);
+    // [d_a, s_a] per block for offset formats, d_a per block otherwise; zero-padded to an even count.
+    constexpr int kFields = K::kOffset ? 2 : 1;
+    alignas(64) float sc[kMaxGemvBlocks * 2 + 4];
+    for (int64_t b = 0; b < nb; ++b) {
+        if constexpr (K::kOffset) {
+            _mm_storel_pi(reinterpret_cast<__m64*>(sc + 2 * b), half_pair(&a[b]));
+        } else {
+            sc[b] = h2f(a[b].d);
+        }
+    }
+    for (int f = 0; f < 4; ++f) sc[nb * kFields + f] = 0.0f;
+    const __m512i halves = K::kOffset ? _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0)
+                                      : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const int64_t n_pairs = nb / 2;
+    for (int64_t r = 0; r < g.nr; ++r) {
+        const W* w = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        __m512 acc = _mm512_setzero_ps();
+        __m128 off = _mm_setzero_ps();
+        auto step = [&](const Unpacked& u0, const Unpacked& u1, __m512i aq, __m128 wsc, int64_t b) {
+            const __m512i q =
+                _mm512_inserti64x4(_mm512_castsi256_si512(K::kSigned ? u0.abs : u0.q), K::kSigned ? u1.abs : u1.q, 1);
+            if constexpr (K::kSigned) {
+                const __mmask64 neg = _mm512_movepi8_mask(_mm512_inserti64x4(_mm512_castsi256_si512(u0.q), u1.q, 1));
+                aq = _mm512_mask_sub_epi8(aq, neg, _mm512_setzero_si512(), aq);
+            }
+            const __m512i si = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, aq);
+            // [d_w0 d_a0, m_w0 s_a0, d_w1 d_a1, m_w1 s_a1] or [d_w0 d_a0, d_w1 d_a1, 0, 0]
+            const __m128 prod = _mm_mul_ps(wsc, _mm_loadu_ps(sc + b * kFields));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(prod)),
+                                  acc);
+            if constexpr (K::kOffset) off = _mm_add_ps(off, prod);
+        };
+        auto scales = [&](const W& w0, const W& w1, const Unpacked& u0, const Unpacked& u1) {
+            if constexpr (K::kOffset) {
+                int32_t b0, b1;
+                std::memcpy(&b0, &w0, 4);
+                std::memcpy(&b1, &w1, 4);
+                return _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(b0), _mm_cvtsi32_si128(b1)));
+            } else {
+                (void)w0;
+                (void)w1;
+                return _mm_unpacklo_ps(_mm_set_ss(u0.d), _mm_set_ss(u1.d));
+            }
+        };
+        for (int64_t i = 0; i < n_pairs; ++i) {
+            const int64_t b = 2 * i;
+            prefetch_ahead(w + b);
+            const Unpacked u0 = K::unpack(w[b]), u1 = K::unpack(w[b + 1]);
+            const __m512i aq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), load256(a[b + 1].qs), 1);
+            step(u0, u1, aq, scales(w[b], w[b + 1], u0, u1), b);
+        }
+        if (nb % 2 != 0) {
+            // The last block alone, in the even half; the odd half multiplies zeros by a zero scale.
+            const int64_t b = nb - 1;
+            const Unpacked u0 = K::unpack(w[b]);
+            const Unpacked z{_mm256_setzero_si256(), _mm256_setzero_si256(), 0.0f};
+            const __m512i aq = _mm512_castsi256_si512(load256(a[b].qs));
+            __m128 wsc;
+            if constexpr (K::kOffset) {
+                wsc = half_pair(&w[b]);
+            } else {
+                wsc = _mm_set_ss(u0.d);
+            }
+            step(u0, z, _mm512_inserti64x4(aq, _mm256_setzero_si256(), 1), wsc, b);
+        }
+        const __m256 lo = _mm512_castps512_ps256(acc);
+        const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+        float v = hsum(_mm256_add_ps(lo, hi));
+        if constexpr (K::kOffset) {
+            v += _mm_cvtss_f32(_mm_shuffle_ps(off, off, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(off, off, 3));
+        }
+        g.y[r] = v;
+    }
+}
+
 #endif
 
 // Columns in ymm tiles of kMaxCols, the remainder with a smaller tile.
@@ -281,10 +371,15 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode, and rows too long for tile_pairs' scale buffer, take the ymm tiles (same per-column results).
+// Decode takes gemv_pairs; rows too long for the scale buffers take the ymm tiles (same per-column
+// results).
 template <class K>
 void gemm(const GemmArgs& g) {
     constexpr int64_t kFields = K::kOffset ? 2 : 1;
+    if (g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
+        gemv_pairs<K>(g);
+        return;
+    }
     if (g.nc == 1 || g.n / 32 * 4 * kFields * 2 > kMaxPairScales) {
         gemm_ymm<K>(g);
         return;

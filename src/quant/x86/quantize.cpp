@@ -1,9 +1,9 @@
-// Activation quantizers Q8_0, Q8_1, Q8_K, bit-identical to the scalar references in quant/q8_*.cpp.
+// Activation quantizers Q8_0, Q8_1, Q8_K, bit-identical to the scalar activation quantizers in
+// quant/q8_*.cpp (quant::activation_quantizer).
 //
 // What makes them exact: the same float operations in the same order per element (x * id as one
-// rounded multiply, never fused), max/abs are exact whatever the order, roundf (half away from zero)
-// rebuilt from truncation plus an exact remainder test, nearbyint from the FPU's round-to-nearest-even,
-// and fp16 scales through vcvtps2ph with the rounding of core/fp16.h.
+// rounded multiply, never fused), max/abs are exact whatever the order, nearbyint from the FPU's
+// round-to-nearest-even, and fp16 scales through vcvtps2ph with the rounding of core/fp16.h.
 #include "quant/q8_0.h"
 #include "quant/q8_1.h"
 #include "quant/q8_k.h"
@@ -15,13 +15,9 @@ namespace {
 // A function, not a namespace-scope constant: static initializers must not run AVX code on any CPU.
 inline __m256 abs_mask() { return _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); }
 
-// roundf(v) for |v| < 2^23: t = trunc(v); v - t is exact; step away from zero when |v - t| >= 0.5.
-inline __m256i round_away(__m256 v) {
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_and_ps(_mm256_sub_ps(v, t), abs_mask());
-    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 one = _mm256_or_ps(_mm256_andnot_ps(abs_mask(), v), _mm256_set1_ps(1.0f));
-    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+// nearbyint(v) (round half to even) as int32.
+inline __m256i round_even(__m256 v) {
+    return _mm256_cvttps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 // One 32-element block: the int quants (4 x 8 int32) and the unrounded scale d.
@@ -38,10 +34,10 @@ inline Q8Block quantize_block_32(const float* x) {
         amax = _mm256_max_ps(amax, _mm256_and_ps(v[i], abs_mask()));
     }
     Q8Block b;
-    b.d = hmax(amax) / 127.0f;
-    const float id = b.d != 0.0f ? 1.0f / b.d : 0.0f;
-    const __m256 vid = _mm256_set1_ps(id);
-    for (int i = 0; i < 4; ++i) b.q[i] = round_away(_mm256_mul_ps(v[i], vid));
+    const float m = hmax(amax);
+    b.d = m / 127.0f;
+    const __m256 vid = _mm256_set1_ps(m != 0.0f ? 127.0f / m : 0.0f);
+    for (int i = 0; i < 4; ++i) b.q[i] = round_even(_mm256_mul_ps(v[i], vid));
     return b;
 }
 

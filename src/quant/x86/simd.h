@@ -53,6 +53,19 @@ inline float hmax(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+// Decode streams weights from memory once: a software prefetch one page ahead of the weights being
+// read keeps the loads ahead of the hardware prefetcher, which restarts at every 4 KiB page and every
+// work item. Prefetches never fault, so reaching past the end of a tensor is harmless.
+constexpr int64_t kPrefetchBytes = 4096;
+
+// Prefetches the cache lines of the Bytes bytes that start kPrefetchBytes after p.
+template <int64_t Bytes = 64>
+inline void prefetch_ahead(const void* p) {
+    for (int64_t l = 0; l < Bytes; l += 64) {
+        _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + l, _MM_HINT_T0);
+    }
+}
+
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // Sum over groups of 4 of u[i] * s[i] (u unsigned bytes, s signed bytes) -> 8 int32.
