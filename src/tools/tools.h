@@ -22,4 +22,7 @@ int run_run(const Params& params);
 // ferry chat: an interactive chat with the model's template.
 int run_chat(const Params& params);
 
+// ferry perplexity: llama-perplexity's PPL and KL-divergence measurements.
+int run_perplexity(const Params& params);
+
 }  // namespace ferry::tools
