@@ -49,12 +49,9 @@ BaseRow Chunk::row(int32_t i) const {
     const uint32_t* w = compact_.data() + i * stride_;
     r.log_p_next = as_float(w[0]);
     r.log_tail = as_float(w[1]);
-    // On disk the {id, log p} pairs are interleaved; read_chunk and encode also lay each row's ids and
-    // log-probs out as two arrays after the raw rows, which is what these spans view.
     const size_t k = size_t(top_k_);
-    const size_t base = size_t(n_rows_) * size_t(stride_) + size_t(i) * 2 * k;
-    r.top_ids = std::span<const int32_t>(reinterpret_cast<const int32_t*>(compact_.data() + base), k);
-    r.top_log_p = std::span<const float>(reinterpret_cast<const float*>(compact_.data() + base + k), k);
+    r.top_ids = std::span<const int32_t>(top_ids_).subspan(size_t(i) * k, k);
+    r.top_log_p = std::span<const float>(top_log_p_).subspan(size_t(i) * k, k);
     return r;
 }
 
@@ -71,8 +68,9 @@ void Encoder::begin(int32_t n_rows) {
     if (chunk_.format_ == Format::Llama) {
         chunk_.packed_.assign(size_t(n_rows * chunk_.stride_), 0);
     } else {
-        // Raw rows, then the de-interleaved {ids | log p} block that Chunk::row views.
-        chunk_.compact_.assign(size_t(n_rows) * size_t(chunk_.stride_ + 2 * chunk_.top_k_), 0);
+        chunk_.compact_.assign(size_t(n_rows) * size_t(chunk_.stride_), 0);
+        chunk_.top_ids_.assign(size_t(n_rows) * size_t(chunk_.top_k_), 0);
+        chunk_.top_log_p_.assign(size_t(n_rows) * size_t(chunk_.top_k_), 0);
     }
 }
 
@@ -124,14 +122,13 @@ double Encoder::encode(int32_t i, std::span<const float> logits, int32_t next) {
     const float log_tail = tail > 0 ? float(std::log(tail / sum_exp)) : -INFINITY;
     w[0] = std::bit_cast<uint32_t>(log_p_next);
     w[1] = std::bit_cast<uint32_t>(log_tail);
-    uint32_t* split = chunk_.compact_.data() + size_t(chunk_.n_rows_) * size_t(chunk_.stride_) + size_t(i) * 2 * k;
     for (int32_t j = 0; j < k; ++j) {
         const int32_t id = order_[size_t(j)];
         const float lp = float(double(logits[size_t(id)]) - log_norm);
         w[2 + 2 * j] = uint32_t(id);
         w[3 + 2 * j] = std::bit_cast<uint32_t>(lp);
-        split[j] = uint32_t(id);
-        split[k + j] = std::bit_cast<uint32_t>(lp);
+        chunk_.top_ids_[size_t(i) * size_t(k) + size_t(j)] = id;
+        chunk_.top_log_p_[size_t(i) * size_t(k) + size_t(j)] = lp;
     }
     return nll;
 }
@@ -310,11 +307,12 @@ Status Reader::read_chunk(Chunk& c) {
     const int32_t k = h.top_k;
     c.stride_ = compact_row_words(k);
     const size_t raw = size_t(n_rows) * size_t(c.stride_);
-    c.compact_.resize(raw + size_t(n_rows) * 2 * size_t(k));
+    c.compact_.resize(raw);
+    c.top_ids_.resize(size_t(n_rows) * size_t(k));
+    c.top_log_p_.resize(size_t(n_rows) * size_t(k));
     if (!in_->read(reinterpret_cast<char*>(c.compact_.data()), std::streamsize(raw * 4))) return fail("truncated");
     for (int32_t i = 0; i < n_rows; ++i) {
         const uint32_t* w = c.compact_.data() + size_t(i) * size_t(c.stride_);
-        uint32_t* split = c.compact_.data() + raw + size_t(i) * 2 * size_t(k);
         const float lp_next = as_float(w[0]), lt = as_float(w[1]);
         const std::string where = "row " + std::to_string(i) + ": ";
         if (!std::isfinite(lp_next) || lp_next > kLogPSlack)
@@ -332,8 +330,8 @@ Status Reader::read_chunk(Chunk& c) {
                             " is not finite, positive or out of order");
             prev = lp;
             mass += std::exp(double(lp));
-            split[j] = uint32_t(id);
-            split[k + j] = w[3 + 2 * j];
+            c.top_ids_[size_t(i) * size_t(k) + size_t(j)] = id;
+            c.top_log_p_[size_t(i) * size_t(k) + size_t(j)] = lp;
         }
         if (std::fabs(mass - 1) > 1e-2) return fail(where + "probabilities sum to " + str(mass) + " instead of 1");
     }

@@ -77,7 +77,9 @@ private:
     int32_t n_rows_ = 0;
     int64_t stride_ = 0;             // u16 per row (llama) or 4-byte words per row (compact)
     std::vector<uint16_t> packed_;   // llama
-    std::vector<uint32_t> compact_;  // compact, raw words
+    std::vector<uint32_t> compact_;  // compact, raw words as on disk
+    std::vector<int32_t> top_ids_;   // compact, de-interleaved: n_rows × top_k ids …
+    std::vector<float> top_log_p_;   // … and their log-probabilities
     int32_t top_k_ = 0;
 };
 

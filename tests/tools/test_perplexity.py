@@ -9,7 +9,8 @@
   file's KLD of a quantized model agrees with the full file's; --compare-model prints exactly what a
   base file of the same base model gives;
 * bad input exits 1 with a message: short text, base file of another vocabulary, truncated or
-  corrupt file, compact top-k out of range.
+  corrupt file, compact top-k out of range;
+* peak RSS does not grow with the number of chunks.
 
 usage: test_perplexity.py --ferry build/bin/ferry
 """
@@ -194,6 +195,32 @@ def check_bad_input(args, tmp):
                       os.path.join(tmp, "k.kld"), "--kld-format", "compact", "--kld-top-k", k], "out of range")
 
 
+def peak_rss_kib(cmd):
+    """Runs cmd; its exit code and peak resident set size in KiB."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, usage.ru_maxrss
+
+
+def check_memory_flat(args, tmp):
+    """Peak RSS does not grow with the number of chunks (streamed base files, nothing kept per chunk
+    but 8 bytes per scored token): 80 chunks within 5% of 10, writing and reading a base file."""
+    base = os.path.join(tmp, "many.kld")
+    rss = {}
+    for n in (10, 80):
+        write = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "-f", TEXT, "-c", "16", "--chunks",
+                 str(n), "--kl-divergence-base", base]
+        read = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "--kl-divergence",
+                "--kl-divergence-base", base]
+        rc_w, rss_w = peak_rss_kib(write)
+        rc_r, rss_r = peak_rss_kib(read)
+        rss[n] = (rc_w, rss_w, rc_r, rss_r)
+    ok = all(v[0] == 0 and v[2] == 0 for v in rss.values()) and \
+        rss[80][1] <= 1.05 * rss[10][1] and rss[80][3] <= 1.05 * rss[10][3]
+    check(ok, f"peak RSS write/read: 10 chunks {rss[10][1]}/{rss[10][3]} KiB, 80 chunks {rss[80][1]}/{rss[80][3]} KiB")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
@@ -203,6 +230,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         check_round_trips(args, tmp)
         check_bad_input(args, tmp)
+        check_memory_flat(args, tmp)
     print(f"{passed} passed, {len(failures)} failed")
     return 1 if failures else 0
 
