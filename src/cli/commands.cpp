@@ -55,6 +55,14 @@ constexpr Subcommand kSubcommands[] = {
         .positional = Positional::None,
         .run = tools::run_template,
     },
+    {
+        .name = "perplexity",
+        .id = cmd::perplexity,
+        .summary = "perplexity and KL divergence, as llama-perplexity measures them",
+        .usage_tail = "-f TEXT | --kl-divergence --kl-divergence-base FILE",
+        .positional = Positional::None,
+        .run = tools::run_perplexity,
+    },
 };
 
 }  // namespace

@@ -57,7 +57,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "path of the GGUF model file (bench: repeatable)",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
@@ -70,7 +70,7 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -109,7 +109,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "read the text from a file",
             .env = "FERRY_ARG_FILE",
-            .commands = cmd::tokenize | cmd::run,
+            .commands = cmd::tokenize | cmd::run | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.prompt_file = std::string(v);
@@ -179,9 +179,10 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-c", "--ctx-size"},
             .hint = "N",
-            .help = "context size in tokens; 0 = the model's training context (inspect: for the memory estimate)",
+            .help = "context size in tokens; 0 = the model's training context (inspect: for the memory estimate; "
+                    "perplexity: 512, the chunk size)",
             .env = "FERRY_ARG_CTX_SIZE",
-            .commands = cmd::inspect | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
                 return {};
@@ -194,7 +195,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "prompt tokens submitted per prefill call (bench: a comma list)",
             .env = "FERRY_ARG_BATCH",
-            .commands = cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_batch, v, positive_int<1 << 20>);
                 FERRY_ASSIGN(p.n_batch, parse_int(v, 1, 1 << 20));
@@ -208,7 +209,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens per forward pass (micro-batch; bench: a comma list)",
             .env = "FERRY_ARG_UBATCH",
-            .commands = cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_ubatch, v, positive_int<1 << 16>);
                 FERRY_ASSIGN(p.n_ubatch, parse_int(v, 1, 1 << 16));
@@ -222,7 +223,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "CPU threads; -1 = one per physical core (bench: a comma list of counts)",
             .env = "FERRY_ARG_THREADS",
-            .commands = cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.threads, v, positive_int<4096>);
                 FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
@@ -237,7 +238,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl (bench: a comma list)",
             .env = "FERRY_ARG_CACHE_TYPE_K",
-            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.type_k, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
@@ -251,7 +252,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
             .env = "FERRY_ARG_CACHE_TYPE_V",
-            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.type_v, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
@@ -266,7 +267,7 @@ std::span<const Option> options() {
             .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache; "
                     "1/0 mean on/off (bench: a comma list)",
             .env = "FERRY_ARG_FLASH_ATTN",
-            .commands = cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.flash_attn, v, parse_flash_attn);
                 FERRY_ASSIGN(p.flash_attn, parse_flash_attn(v));
@@ -367,13 +368,88 @@ std::span<const Option> options() {
             .hint = "NAME",
             .help = "cpu (fast kernels) or reference (the scalar oracle, for checking)",
             .env = "FERRY_ARG_BACKEND",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::perplexity,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v != "cpu" && v != "reference") return make_error("expected cpu or reference");
                 p.backend = std::string(v);
                 return {};
             },
             .show_default = [](const Params& p) { return p.backend; },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--chunks"},
+            .hint = "N",
+            .help = "evaluate at most N chunks; -1 = all",
+            .env = "FERRY_ARG_CHUNKS",
+            .commands = cmd::perplexity,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_chunks, parse_int(v, -1, 1 << 30));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_chunks); },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--kl-divergence-base", "--save-all-logits"},
+            .hint = "FNAME",
+            .help = "base file of log-probabilities: written by a PPL run, read with --kl-divergence",
+            .env = "FERRY_ARG_KL_DIVERGENCE_BASE",
+            .commands = cmd::perplexity,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.kld_base = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--kl-divergence"},
+            .help = "compare the model with the base file's log-probabilities (KLD, Δp, same top)",
+            .env = "FERRY_ARG_KL_DIVERGENCE",
+            .commands = cmd::perplexity,
+            .set_switch = [](Params& p, bool on) { p.kl_divergence = on; },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--kld-format"},
+            .hint = "llama|compact",
+            .help = "layout of the base file written: llama.cpp's, or ferry's top-k (about 0.1% of the size); "
+                    "reading detects it",
+            .env = "FERRY_ARG_KLD_FORMAT",
+            .commands = cmd::perplexity,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v != "llama" && v != "compact") return make_error("expected llama or compact");
+                p.kld_format = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.kld_format; },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--kld-top-k"},
+            .hint = "N",
+            .help = "log-probabilities kept per token by the compact layout (1 ... min(4096, vocabulary))",
+            .env = "FERRY_ARG_KLD_TOP_K",
+            .commands = cmd::perplexity,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.kld_top_k, parse_int(v, -(1 << 30), 1 << 30));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.kld_top_k); },
+        },
+        {
+            .group = "perplexity",
+            .names = {"--compare-model"},
+            .hint = "FNAME",
+            .help = "base model loaded next to -m: the KL-divergence statistics with no base file",
+            .env = "FERRY_ARG_COMPARE_MODEL",
+            .commands = cmd::perplexity,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.compare_model = std::string(v);
+                return {};
+            },
         },
         {
             .group = "sampling",

@@ -99,7 +99,7 @@ struct Params {
     // -p, --prompt TEXT (tokenize, run): the text to tokenize or complete.
     std::string prompt;
 
-    // -f, --file FNAME (tokenize, run): read the text from a file instead of -p.
+    // -f, --file FNAME (tokenize, run, perplexity): read the text from a file instead of -p.
     std::string prompt_file;
 
     // --ids (tokenize): print only the token ids, as a list.
@@ -144,6 +144,24 @@ struct Params {
 
     // Everything only `ferry bench` reads; its list flags share names with run's scalar ones.
     BenchParams bench;
+    // --chunks N (perplexity): evaluate at most N chunks of the text; -1 = all of them.
+    int n_chunks = -1;
+
+    // --kl-divergence-base FNAME (perplexity): the base file to write (a PPL run) or, with
+    // --kl-divergence, to read.
+    std::string kld_base;
+
+    // --kl-divergence (perplexity): compare the model with the base file's log-probabilities.
+    bool kl_divergence = false;
+
+    // --kld-format llama|compact (perplexity): layout of the base file written (reading detects it).
+    std::string kld_format = "llama";
+
+    // --kld-top-k N (perplexity): log-probabilities kept per token by the compact layout.
+    int kld_top_k = 64;
+
+    // --compare-model FNAME (perplexity): the base model, loaded next to -m, instead of a base file.
+    std::string compare_model;
 
     // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
     log::Level log_level = log::Level::Info;

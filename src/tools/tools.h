@@ -30,5 +30,7 @@ int run_bench(const Params& params);
 // llama.cpp's llama_ftype numbers (general.file_type): the quantization mix a file was made with
 // ("Q4_K_M"); "unknown" for numbers llama.cpp does not define.
 const char* file_type_name(uint64_t id);
+// ferry perplexity: llama-perplexity's PPL and KL-divergence measurements.
+int run_perplexity(const Params& params);
 
 }  // namespace ferry::tools
