@@ -37,6 +37,13 @@ MODELS = [
     ("llama-Q4_K_M", True),
     ("qwen3-F16", False),
     ("gemma3-F16", False),
+    ("qwen3moe-F16", False),
+    ("qwen35-F16", False),
+    ("qwen35-Q4_K_M", True),
+    ("qwen35moe-F16", False),
+    ("qwen35moe-Q8_0", True),
+    ("qwen35moe-Q4_K_M", True),
+    ("qwen35moe-MXFP4_MOE", True),
 ]
 
 failures = []
