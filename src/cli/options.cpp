@@ -29,7 +29,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "path of the GGUF model file",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
@@ -41,7 +41,7 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::serve,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -131,7 +131,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens to generate; -1 = until end of generation or a full context",
             .env = "FERRY_ARG_N_PREDICT",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.n_predict, parse_int(v, -1, 1 << 30));
                 return {};
@@ -144,7 +144,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "context size in tokens; 0 = the model's training context",
             .env = "FERRY_ARG_CTX_SIZE",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
                 return {};
@@ -157,7 +157,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "prompt tokens submitted per prefill call",
             .env = "FERRY_ARG_BATCH",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.n_batch, parse_int(v, 1, 1 << 20));
                 return {};
@@ -170,7 +170,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens per forward pass (micro-batch)",
             .env = "FERRY_ARG_UBATCH",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.n_ubatch, parse_int(v, 1, 1 << 16));
                 return {};
@@ -183,7 +183,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "CPU threads; -1 = one per physical core",
             .env = "FERRY_ARG_THREADS",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
                 return {};
@@ -197,7 +197,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl",
             .env = "FERRY_ARG_CACHE_TYPE_K",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
                 return {};
@@ -210,7 +210,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
             .env = "FERRY_ARG_CACHE_TYPE_V",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
                 return {};
@@ -223,7 +223,7 @@ std::span<const Option> options() {
             .hint = "on|off|auto",
             .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache",
             .env = "FERRY_ARG_FLASH_ATTN",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v != "on" && v != "off" && v != "auto") return make_error("expected on, off or auto");
                 p.flash_attn = std::string(v);
@@ -237,7 +237,7 @@ std::span<const Option> options() {
             .hint = "NAME",
             .help = "cpu (fast kernels) or reference (the scalar oracle, for checking)",
             .env = "FERRY_ARG_BACKEND",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v != "cpu" && v != "reference") return make_error("expected cpu or reference");
                 p.backend = std::string(v);
@@ -251,7 +251,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "temperature; <= 0 = greedy (argmax)",
             .env = "FERRY_ARG_TEMP",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.temp, parse_float(v, -1e6, 1e6));
                 return {};
@@ -264,7 +264,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "keep the k most likely tokens; 0 = off",
             .env = "FERRY_ARG_TOP_K",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.top_k, parse_int(v, 0, 1 << 30));
                 return {};
@@ -277,7 +277,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "nucleus: smallest set with this probability mass; 1 = off",
             .env = "FERRY_ARG_TOP_P",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.top_p, parse_float(v, 0, 1));
                 return {};
@@ -290,7 +290,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "drop tokens below this fraction of the top probability; 0 = off",
             .env = "FERRY_ARG_MIN_P",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.min_p, parse_float(v, 0, 1));
                 return {};
@@ -303,7 +303,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "locally typical sampling mass; 1 = off",
             .env = "FERRY_ARG_TYPICAL",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.typical_p, parse_float(v, 0, 1));
                 return {};
@@ -316,7 +316,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "penalize repeated tokens; 1 = off",
             .env = "FERRY_ARG_REPEAT_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.repeat_penalty, parse_float(v, 0, 1e6));
                 return {};
@@ -329,7 +329,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens the penalties look back over; 0 = off, -1 = context size",
             .env = "FERRY_ARG_REPEAT_LAST_N",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.repeat_last_n, parse_int(v, -1, 1 << 24));
                 return {};
@@ -342,7 +342,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "subtracted once from each token already present; 0 = off",
             .env = "FERRY_ARG_PRESENCE_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.presence_penalty, parse_float(v, -1e6, 1e6));
                 return {};
@@ -355,7 +355,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "subtracted per occurrence of a token; 0 = off",
             .env = "FERRY_ARG_FREQUENCY_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.frequency_penalty, parse_float(v, -1e6, 1e6));
                 return {};
@@ -368,7 +368,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "random seed; -1 = pick one (printed at the end)",
             .env = "FERRY_ARG_SEED",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v == "-1") {
                     p.sampling.seed = runtime::kRandomSeed;
@@ -386,7 +386,7 @@ std::span<const Option> options() {
             .hint = "LIST",
             .help = "sampler order, ';'-separated: penalties;top_k;typical_p;top_p;min_p;temperature",
             .env = "FERRY_ARG_SAMPLERS",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.order, runtime::parse_sampler_order(v));
                 return {};
@@ -397,7 +397,7 @@ std::span<const Option> options() {
             .names = {"--ignore-eos"},
             .help = "keep generating past end-of-generation tokens",
             .env = "FERRY_ARG_IGNORE_EOS",
-            .commands = cmd::run,
+            .commands = cmd::run | cmd::serve,
             .set_switch = [](Params& p, bool on) { p.ignore_eos = on; },
         },
         {
@@ -418,7 +418,7 @@ std::span<const Option> options() {
             .hint = "JINJA",
             .help = "chat template source, overriding the model's tokenizer.chat_template",
             .env = "FERRY_ARG_CHAT_TEMPLATE",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template = std::string(v);
                 return {};
@@ -430,7 +430,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "read the chat template from a file, overriding the model's",
             .env = "FERRY_ARG_CHAT_TEMPLATE_FILE",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.chat_template_file = std::string(v);
@@ -477,7 +477,7 @@ std::span<const Option> options() {
             .hint = "JSON",
             .help = "extra template variables as a JSON object, e.g. '{\"enable_thinking\":false}'",
             .env = "FERRY_ARG_CHAT_TEMPLATE_KWARGS",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template_kwargs = std::string(v);
                 return {};
@@ -507,6 +507,141 @@ std::span<const Option> options() {
                 p.template_now = std::string(v);
                 return {};
             },
+        },
+        {
+            .group = "server",
+            .names = {"--host"},
+            .hint = "HOST",
+            .help = "address to listen on",
+            .env = "FERRY_ARG_HOST",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected an address");
+                p.host = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.host; },
+        },
+        {
+            .group = "server",
+            .names = {"--port"},
+            .hint = "PORT",
+            .help = "port to listen on (0: any free port, printed at start)",
+            .env = "FERRY_ARG_PORT",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.port, parse_int(v, 0, 65535));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.port); },
+        },
+        {
+            .group = "server",
+            .names = {"-np", "--parallel"},
+            .hint = "N",
+            .help = "slots: requests served at once; the context (-c) is split evenly between them",
+            .env = "FERRY_ARG_N_PARALLEL",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_parallel, parse_int(v, 1, 256));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_parallel); },
+        },
+        {
+            .group = "server",
+            .names = {"--max-queue"},
+            .hint = "N",
+            .help = "requests that may wait for a slot; beyond this the server answers 503 with Retry-After",
+            .env = "FERRY_ARG_MAX_QUEUE",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.max_queue, parse_int(v, 0, 1 << 20));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.max_queue); },
+        },
+        {
+            .group = "server",
+            .names = {"--jinja"},
+            .help = "format chat requests with the model's Jinja chat template (always on; accepted for "
+                    "llama-server compatibility)",
+            .env = "FERRY_ARG_JINJA",
+            .commands = cmd::serve,
+            .set_switch = [](Params& p, bool on) { p.jinja = on; },
+        },
+        {
+            .group = "server",
+            .names = {"--api-key"},
+            .hint = "KEY",
+            .help = "API key clients must send (Authorization: Bearer KEY); repeat for several keys",
+            .env = "FERRY_ARG_API_KEY",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a non-empty key");
+                p.api_keys.emplace_back(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--api-key-file"},
+            .hint = "FNAME",
+            .help = "file with one API key per line (blank lines and lines starting with # are skipped)",
+            .env = "FERRY_ARG_API_KEY_FILE",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.api_key_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--metrics"},
+            .help = "serve Prometheus metrics at /metrics",
+            .env = "FERRY_ARG_METRICS",
+            .commands = cmd::serve,
+            .set_switch = [](Params& p, bool on) { p.metrics = on; },
+        },
+        {
+            .group = "server",
+            .names = {"-a", "--alias"},
+            .hint = "NAME",
+            .help = "model name reported by /v1/models and in responses (default: the model's path)",
+            .env = "FERRY_ARG_ALIAS",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.alias = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--timeout"},
+            .hint = "N",
+            .help = "seconds: socket read/write timeout, and the longest a request may take",
+            .env = "FERRY_ARG_TIMEOUT",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.timeout, parse_int(v, 1, 1 << 24));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.timeout); },
+        },
+        {
+            .group = "server",
+            .names = {"--threads-http"},
+            .hint = "N",
+            .help = "threads answering HTTP requests; -1 = slots + queue + 4",
+            .env = "FERRY_ARG_THREADS_HTTP",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.threads_http, parse_int(v, -1, 4096));
+                if (p.threads_http == 0) return make_error("expected -1 or a positive number");
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.threads_http); },
         },
         {
             .group = "logging",

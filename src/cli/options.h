@@ -42,6 +42,7 @@ inline constexpr CommandSet tokenize = 1u << 1;
 inline constexpr CommandSet chat_template = 1u << 2;  // `ferry template`
 inline constexpr CommandSet run = 1u << 3;
 inline constexpr CommandSet chat = 1u << 4;
+inline constexpr CommandSet serve = 1u << 5;
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 

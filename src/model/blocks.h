@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "backend/ops.h"
+#include "model/model.h"
 
 namespace ferry::model {
 
@@ -37,6 +39,14 @@ struct AttentionParams {
 backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, std::span<const int32_t> pos,
                        backend::KvHandle kv, int il);
 
+// The positions of a batch's tokens, in order (each sequence from its own pos0).
+std::vector<int32_t> batch_positions(const Batch& batch);
+
+// attention() over a whole Batch: one sequence uses kv[il]; several (Batch::seqs) share the
+// projections (one matmul over all their tokens) and attend each over its own KV layer il.
+backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, const Batch& batch,
+                       std::span<const int32_t> pos, std::span<const backend::KvHandle> kv, int il);
+
 enum class GluActivation { Silu, GeluTanh };
 
 struct FfnGluParams {
@@ -53,5 +63,8 @@ backend::Act ffn_glu(backend::Ops& ops, const backend::Act& x, const FfnGluParam
 // the output matrix -> logits {n_vocab, n_out}. Names result_norm, result_output.
 backend::Act output_head(backend::Ops& ops, const backend::Act& x, const Tensor& output_norm, float eps,
                          const Tensor& output, bool all_logits);
+// The same for a Batch: with several sequences and no all_logits, the last row of each -> {n_vocab, n_seqs}.
+backend::Act output_head(backend::Ops& ops, const backend::Act& x, const Tensor& output_norm, float eps,
+                         const Tensor& output, const Batch& batch);
 
 }  // namespace ferry::model

@@ -28,6 +28,14 @@ struct SessionParams {
 
 enum class Logits { Last, All };
 
+class Session;
+
+// One session's part of a multi-sequence step (Session::step).
+struct SeqStep {
+    Session* session = nullptr;
+    std::span<const int32_t> tokens;  // at least one
+};
+
 class Session {
 public:
     static Result<Session> create(const model::Model& model, backend::Ops& ops, const SessionParams& params);
@@ -36,6 +44,12 @@ public:
     Result<std::vector<float>> prefill(std::span<const int32_t> tokens, Logits which = Logits::Last);
     // Appends one token; its logits [n_vocab].
     Result<std::vector<float>> decode(int32_t token);
+
+    // Continuous batching: appends each step's tokens to its session in ONE forward pass, so the
+    // weights are read once for all sequences; returns each session's last-token logits [n_vocab],
+    // in order. The sessions must be distinct and share one model and Ops. No micro-batch split:
+    // the caller sizes the step. A model without Model::multi_sequence() runs them one by one.
+    static Result<std::vector<std::vector<float>>> step(std::span<const SeqStep> steps);
 
     // Forgets the sequence (the cache is reused from position 0).
     void clear() { n_past_ = 0; }
@@ -51,6 +65,8 @@ public:
 private:
     Session(const model::Model& model, backend::Ops& ops, const SessionParams& params)
         : model_(&model), ops_(&ops), params_(params) {}
+
+    Status check_append(std::span<const int32_t> tokens) const;
 
     const model::Model* model_;
     backend::Ops* ops_;

@@ -118,6 +118,20 @@ struct Params {
     // reproducible prompts; empty = the clock.
     std::string template_now;
 
+    // Server (serve): --host, --port, -np/--parallel, --max-queue, --jinja, --api-key (repeatable),
+    // --api-key-file, --metrics, -a/--alias, --timeout (seconds), --threads-http (-1 = slots + queue + 4).
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int n_parallel = 4;
+    int max_queue = 64;
+    bool jinja = true;
+    std::vector<std::string> api_keys;
+    std::string api_key_file;
+    bool metrics = false;
+    std::string alias;
+    int timeout = 600;
+    int threads_http = -1;
+
     // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
     log::Level log_level = log::Level::Info;
 };

@@ -22,4 +22,7 @@ int run_run(const Params& params);
 // ferry chat: an interactive chat with the model's template.
 int run_chat(const Params& params);
 
+// ferry serve: an OpenAI-compatible HTTP server.
+int run_serve(const Params& params);
+
 }  // namespace ferry::tools

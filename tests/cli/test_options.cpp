@@ -249,7 +249,8 @@ TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
 TEST_F(Cli, FlagOfAnotherSubcommand) {
     std::string e = error({"inspect", "x.gguf", "-t", "4"});
     EXPECT_EQ(e,
-              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat); see 'ferry inspect --help'\n");
+              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat, serve); see 'ferry inspect "
+              "--help'\n");
     e = error({"run", "--tensors"});
     EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
 }
@@ -386,7 +387,7 @@ TEST_F(Cli, TopLevel) {
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
     EXPECT_NE(error({"-m", "x.gguf", "inspect"})
-                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, tokenize, template)"),
+                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, serve, tokenize, template)"),
               std::string::npos);
 }
 

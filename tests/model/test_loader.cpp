@@ -151,7 +151,8 @@ TEST(Recording, ListsOpsWithShapesAndNames) {
 
     ops.reset();
     std::vector<backend::KvHandle> kv = {backend::KvHandle{0}};
-    const backend::Act logits = (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = false}, kv);
+    const backend::Act logits =
+        (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = false, .seqs = {}}, kv);
     EXPECT_EQ(logits.ne, (std::array<int64_t, 4>{10, 1, 1, 1}));
     const auto& rec = ops.ops();
     ASSERT_FALSE(rec.empty());

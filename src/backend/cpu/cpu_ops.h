@@ -46,6 +46,7 @@ public:
     Act geglu(const Act& gate, const Act& up) override;
     Act softmax(const Act& x, float scale) override;
     Act rows(const Act& x, int64_t first, int64_t count) override;
+    Act concat_rows(std::span<const Act> parts) override;
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;

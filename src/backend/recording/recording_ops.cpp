@@ -53,6 +53,10 @@ Act RecordingOps::rows(const Act& x, int64_t first, int64_t count) {
     return record("rows", nullptr, {x}, {x.ne[0], count, 1, 1});
 }
 
+Act RecordingOps::concat_rows(std::span<const Act> parts) {
+    return record("concat_rows", nullptr, {parts[0]}, concat_rows_shape(parts));
+}
+
 KvHandle RecordingOps::new_kv_layer(const KvLayerSpec& spec) {
     kv_.push_back(spec);
     auto bytes = [&](GgmlType type, int64_t head_dim) {
