@@ -210,6 +210,7 @@ struct HttpServer::Impl {
         g.stop = o.stop;
         g.top_logprobs = o.logprobs ? o.top_logprobs : -1;
         g.ignore_eos = o.ignore_eos;
+        g.cache_prompt = o.cache_prompt;
         g.deadline = Clock::now() + std::chrono::seconds(p.timeout_s);
         return g;
     }
@@ -329,11 +330,12 @@ void HttpServer::Impl::stream_chat(const httplib::Request& req, httplib::Respons
         "text/event-stream",
         [st, chunk, include_usage, logprobs, model](size_t, httplib::DataSink& sink) {
             std::string out;
-            if (!st->started) {
+            TaskOutput t = st->task->wait(kPoll);
+            // The opening chunk (the role) goes with the first output, so its arrival is the time to first token.
+            if (!st->started && (t.done || !t.text.empty() || !t.logprobs.empty())) {
                 out += chunk({{"role", "assistant"}, {"content", ""}}, nullptr);
                 st->started = true;
             }
-            TaskOutput t = st->task->wait(kPoll);
             ChatDelta d = st->parser.push(t.text);
             if (t.done) {
                 ChatDelta rest = st->parser.finish();

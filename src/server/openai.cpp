@@ -137,6 +137,7 @@ std::optional<ApiError> parse_options(const ordered_json& body, bool chat, const
         if (auto e = get_bool(*so, "include_usage", out.include_usage)) return e;
     }
     if (auto e = get_bool(body, "ignore_eos", out.ignore_eos)) return e;
+    if (auto e = get_bool(body, "cache_prompt", out.cache_prompt)) return e;
 
     if (chat) {
         if (auto e = get_bool(body, "logprobs", out.logprobs)) return e;

@@ -49,6 +49,7 @@ struct RequestOptions {
     bool logprobs = false;
     int top_logprobs = 0;
     bool ignore_eos = false;
+    bool cache_prompt = true;  // llama.cpp's field: false computes the whole prompt (a cold start)
 };
 
 // Reads the common fields (temperature, top_p, top_k, min_p, seed, max_tokens or

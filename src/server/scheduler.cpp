@@ -139,7 +139,8 @@ std::shared_ptr<Task> Scheduler::submit(GenParams params) {
     auto task = std::make_shared<Task>(std::move(params));
     {
         std::lock_guard lock(m_);
-        if (int(queue_.size()) >= params_.max_queue) return nullptr;
+        const auto free = std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->task == nullptr; });
+        if (int64_t(queue_.size()) >= params_.max_queue + int64_t(free)) return nullptr;
         queue_.push_back(task);
         metrics_.queued.store(int(queue_.size()));
     }
@@ -175,7 +176,7 @@ void Scheduler::assign(std::shared_ptr<Task> task) {
     Slot& slot = *best;
     const std::vector<int32_t>& prompt = task->params.prompt;
     // Always recompute at least the last prompt token, for fresh logits.
-    const size_t keep = std::min(best_prefix, prompt.size() - 1);
+    const size_t keep = task->params.cache_prompt ? std::min(best_prefix, prompt.size() - 1) : 0;
     FERRY_CHECK(slot.session->truncate(int64_t(keep)).ok());
     slot.cached.resize(keep);
     slot.last_used = ++use_clock_;

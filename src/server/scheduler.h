@@ -42,6 +42,7 @@ struct GenParams {
     std::vector<std::string> stop;  // generation ends before the first of these strings
     int top_logprobs = -1;          // -1: no logprobs; otherwise this many alternatives per token
     bool ignore_eos = false;
+    bool cache_prompt = true;  // false: reuse nothing from the slot's cache
     Clock::time_point deadline = Clock::time_point::max();
 };
 
