@@ -568,7 +568,7 @@ std::span<const Option> options() {
                     "llama-server compatibility)",
             .env = "FERRY_ARG_JINJA",
             .commands = cmd::serve,
-            .set_switch = [](Params& p, bool on) { p.jinja = on; },
+            .set_switch = [](Params&, bool) {},
         },
         {
             .group = "server",

@@ -118,13 +118,12 @@ struct Params {
     // reproducible prompts; empty = the clock.
     std::string template_now;
 
-    // Server (serve): --host, --port, -np/--parallel, --max-queue, --jinja, --api-key (repeatable),
+    // Server (serve): --host, --port, -np/--parallel, --max-queue, --api-key (repeatable),
     // --api-key-file, --metrics, -a/--alias, --timeout (seconds), --threads-http (-1 = slots + queue + 4).
     std::string host = "127.0.0.1";
     int port = 8080;
     int n_parallel = 4;
     int max_queue = 64;
-    bool jinja = true;
     std::vector<std::string> api_keys;
     std::string api_key_file;
     bool metrics = false;

@@ -266,6 +266,17 @@ def test_tools(srv):
     check(not r.choices[0].message.tool_calls, "tool_choice none: no parsing")
 
 
+def wait_slot_free(srv, limit=5.0):
+    """Seconds until slot 0 is idle, or None."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        st, _, text = srv.http("GET", "/slots")
+        if not json.loads(text)[0]["is_processing"]:
+            return time.time() - t0
+        time.sleep(0.01)
+    return None
+
+
 def test_queue_and_cancel(srv):
     # One slot, no queue: while a long request runs, another is refused with 503 + Retry-After.
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
@@ -281,14 +292,7 @@ def test_queue_and_cancel(srv):
     sock = conn.sock
     sock.shutdown(socket.SHUT_RDWR)
     conn.close()
-    t0 = time.time()
-    freed = None
-    while time.time() - t0 < 5:
-        st, _, text = srv.http("GET", "/slots")
-        if not json.loads(text)[0]["is_processing"]:
-            freed = time.time() - t0
-            break
-        time.sleep(0.01)
+    freed = wait_slot_free(srv)
     check(freed is not None and freed < 1.0, f"slot freed after disconnect ({freed})")
     print(f"slot freed {1000 * freed if freed is not None else -1:.0f} ms after the disconnect", flush=True)
     # Cancellation during prefill: a long prompt, the client leaves at once.
@@ -298,14 +302,7 @@ def test_queue_and_cancel(srv):
     time.sleep(0.2)
     conn.sock.shutdown(socket.SHUT_RDWR)
     conn.close()
-    t0 = time.time()
-    freed = None
-    while time.time() - t0 < 5:
-        st, _, text = srv.http("GET", "/slots")
-        if not json.loads(text)[0]["is_processing"]:
-            freed = time.time() - t0
-            break
-        time.sleep(0.01)
+    freed = wait_slot_free(srv)
     check(freed is not None and freed < 3.0, f"slot freed after a disconnect during prefill ({freed})")
     print(f"slot freed {1000 * freed if freed is not None else -1:.0f} ms after a disconnect during prefill", flush=True)
     st, _, _ = srv.http("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2})
