@@ -107,9 +107,10 @@ std::optional<ApiError> parse_options(const ordered_json& body, bool chat, const
 
     const int64_t kMaxTokens = int64_t(1) << 30;
     i = -1;
-    if (auto e = get_int(body, "max_tokens", 0, kMaxTokens, i)) return e;
-    if (auto e = get_int(body, "max_completion_tokens", 0, kMaxTokens, i)) return e;
+    if (auto e = get_int(body, "max_tokens", 1, kMaxTokens, i)) return e;
+    if (auto e = get_int(body, "max_completion_tokens", 1, kMaxTokens, i)) return e;
     if (auto e = get_int(body, "n_predict", -1, kMaxTokens, i)) return e;  // llama.cpp's name
+    if (i == 0) return bad("'n_predict' must be -1 or positive");
     out.max_tokens = int(i);
 
     i = 1;
