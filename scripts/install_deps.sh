@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libutf8proc-dev clang python3 python3-venv)
+packages=(cmake ninja-build g++ pkg-config libgtest-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev clang python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,6 +24,8 @@ for p in "${missing[@]}"; do
         libgtest-dev) [ -f /usr/include/gtest/gtest.h ] || filtered+=("$p") ;;
         nlohmann-json3-dev) [ -f /usr/include/nlohmann/json.hpp ] || filtered+=("$p") ;;
         libutf8proc-dev) [ -f /usr/include/utf8proc.h ] || filtered+=("$p") ;;
+        libcpp-httplib-dev) [ -f /usr/include/httplib.h ] || filtered+=("$p") ;;
+        pkg-config) have pkg-config || filtered+=("$p") ;;
         *) filtered+=("$p") ;;
     esac
 done
@@ -39,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "install_deps: creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import gguf, numpy' 2>/dev/null; then
+if ! .venv/bin/python -c 'import gguf, numpy, openai' 2>/dev/null; then
     echo "install_deps: installing Python packages into .venv"
     .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
 fi

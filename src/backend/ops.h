@@ -66,6 +66,17 @@ inline Act reshape(const Act& a, std::array<int64_t, kMaxDims> ne) {
     return r;
 }
 
+// The shape of concat_rows(parts): {ne0, sum of the parts' rows}; checks that every part has ne0.
+inline std::array<int64_t, kMaxDims> concat_rows_shape(std::span<const Act> parts) {
+    FERRY_CHECK(!parts.empty());
+    int64_t total = 0;
+    for (const Act& p : parts) {
+        FERRY_CHECK(p.ne[0] == parts[0].ne[0]);
+        total += p.n_rows();
+    }
+    return {parts[0].ne[0], total, 1, 1};
+}
+
 enum class RopeMode {
     Normal,  // rotate adjacent pairs (x[2i], x[2i+1]); ggml mode 0, GGUF llama after the converter's permute
     Neox,    // rotate pairs (x[i], x[i + n_rot/2]); ggml mode 2 (GPT-NeoX, Qwen, Gemma)
@@ -268,6 +279,9 @@ public:
     // -> o {head_dim_v, n_head_v, T}; updates the ssm state of p.state. n_head_v is a multiple of n_head_k.
     virtual Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
                                 const GdnParams& p) = 0;
+    // Parts {ne0, n_i} (rows flattened: n_i = part.n_rows()), all with the same ne0, stacked in order
+    // -> {ne0, sum n_i}. The inverse of `rows`; joins the per-sequence pieces of a multi-sequence batch.
+    virtual Act concat_rows(std::span<const Act> parts) = 0;
 
     virtual KvHandle new_kv_layer(const KvLayerSpec& spec) = 0;
     // k {head_dim_k, n_head_kv, T}, v {head_dim_v, n_head_kv, T} -> cells [pos0, pos0 + T).

@@ -40,6 +40,14 @@ constexpr Subcommand kSubcommands[] = {
         .run = tools::run_bench,
     },
     {
+        .name = "serve",
+        .id = cmd::serve,
+        .summary = "serve the model over an OpenAI-compatible HTTP API (llama-server's flags)",
+        .usage_tail = "",
+        .positional = Positional::None,
+        .run = tools::run_serve,
+    },
+    {
         .name = "tokenize",
         .id = cmd::tokenize,
         .summary = "print the token ids of a text with a model's tokenizer",

@@ -57,7 +57,8 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "path of the GGUF model file (bench: repeatable)",
             .env = "FERRY_ARG_MODEL",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench |
+                        cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.model = std::string(v);
@@ -70,7 +71,8 @@ std::span<const Option> options() {
             .names = {"--no-mmap"},
             .help = "read the model into memory instead of mapping the file",
             .env = "FERRY_ARG_NO_MMAP",
-            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::inspect | cmd::tokenize | cmd::chat_template | cmd::run | cmd::chat | cmd::bench |
+                        cmd::perplexity | cmd::serve,
             .set_switch = [](Params& p, bool on) { p.no_mmap = on; },
         },
         {
@@ -164,7 +166,7 @@ std::span<const Option> options() {
                     "time, "
                     "a comma list; 0 = none)",
             .env = "FERRY_ARG_N_PREDICT",
-            .commands = cmd::run | cmd::chat | cmd::bench,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_gen, v, bench_count);
                 FERRY_ASSIGN(p.n_predict, parse_int(v, -1, 1 << 30));
@@ -182,7 +184,7 @@ std::span<const Option> options() {
             .help = "context size in tokens; 0 = the model's training context (inspect: for the memory estimate; "
                     "perplexity: 512, the chunk size)",
             .env = "FERRY_ARG_CTX_SIZE",
-            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::perplexity,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.ctx_size, parse_int(v, 0, 1 << 24));
                 return {};
@@ -195,7 +197,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "prompt tokens submitted per prefill call (bench: a comma list)",
             .env = "FERRY_ARG_BATCH",
-            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_batch, v, positive_int<1 << 20>);
                 FERRY_ASSIGN(p.n_batch, parse_int(v, 1, 1 << 20));
@@ -209,7 +211,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens per forward pass (micro-batch; bench: a comma list)",
             .env = "FERRY_ARG_UBATCH",
-            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_ubatch, v, positive_int<1 << 16>);
                 FERRY_ASSIGN(p.n_ubatch, parse_int(v, 1, 1 << 16));
@@ -223,7 +225,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "CPU threads; -1 = one per physical core (bench: a comma list of counts)",
             .env = "FERRY_ARG_THREADS",
-            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.threads, v, positive_int<4096>);
                 FERRY_ASSIGN(p.threads, parse_int(v, -1, 4096));
@@ -238,7 +240,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl (bench: a comma list)",
             .env = "FERRY_ARG_CACHE_TYPE_K",
-            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.type_k, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_k, parse_cache_type(v));
@@ -252,7 +254,7 @@ std::span<const Option> options() {
             .hint = "TYPE",
             .help = "KV cache type for V (a quantized V needs flash attention): same types as -ctk",
             .env = "FERRY_ARG_CACHE_TYPE_V",
-            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::inspect | cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.type_v, v, parse_cache_type);
                 FERRY_ASSIGN(p.cache_type_v, parse_cache_type(v));
@@ -267,7 +269,7 @@ std::span<const Option> options() {
             .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache; "
                     "1/0 mean on/off (bench: a comma list)",
             .env = "FERRY_ARG_FLASH_ATTN",
-            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.flash_attn, v, parse_flash_attn);
                 FERRY_ASSIGN(p.flash_attn, parse_flash_attn(v));
@@ -368,7 +370,7 @@ std::span<const Option> options() {
             .hint = "NAME",
             .help = "cpu (fast kernels) or reference (the scalar oracle, for checking)",
             .env = "FERRY_ARG_BACKEND",
-            .commands = cmd::run | cmd::chat | cmd::perplexity,
+            .commands = cmd::run | cmd::chat | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v != "cpu" && v != "reference") return make_error("expected cpu or reference");
                 p.backend = std::string(v);
@@ -457,7 +459,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "temperature; <= 0 = greedy (argmax)",
             .env = "FERRY_ARG_TEMP",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.temp, parse_float(v, -1e6, 1e6));
                 return {};
@@ -470,7 +472,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "keep the k most likely tokens; 0 = off",
             .env = "FERRY_ARG_TOP_K",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.top_k, parse_int(v, 0, 1 << 30));
                 return {};
@@ -483,7 +485,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "nucleus: smallest set with this probability mass; 1 = off",
             .env = "FERRY_ARG_TOP_P",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.top_p, parse_float(v, 0, 1));
                 return {};
@@ -496,7 +498,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "drop tokens below this fraction of the top probability; 0 = off",
             .env = "FERRY_ARG_MIN_P",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.min_p, parse_float(v, 0, 1));
                 return {};
@@ -509,7 +511,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "locally typical sampling mass; 1 = off",
             .env = "FERRY_ARG_TYPICAL",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.typical_p, parse_float(v, 0, 1));
                 return {};
@@ -522,7 +524,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "penalize repeated tokens; 1 = off",
             .env = "FERRY_ARG_REPEAT_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.repeat_penalty, parse_float(v, 0, 1e6));
                 return {};
@@ -535,7 +537,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "tokens the penalties look back over; 0 = off, -1 = context size",
             .env = "FERRY_ARG_REPEAT_LAST_N",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.repeat_last_n, parse_int(v, -1, 1 << 24));
                 return {};
@@ -548,7 +550,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "subtracted once from each token already present; 0 = off",
             .env = "FERRY_ARG_PRESENCE_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.presence_penalty, parse_float(v, -1e6, 1e6));
                 return {};
@@ -561,7 +563,7 @@ std::span<const Option> options() {
             .hint = "F",
             .help = "subtracted per occurrence of a token; 0 = off",
             .env = "FERRY_ARG_FREQUENCY_PENALTY",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.frequency_penalty, parse_float(v, -1e6, 1e6));
                 return {};
@@ -574,7 +576,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "random seed; -1 = pick one (printed at the end)",
             .env = "FERRY_ARG_SEED",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v == "-1") {
                     p.sampling.seed = runtime::kRandomSeed;
@@ -592,7 +594,7 @@ std::span<const Option> options() {
             .hint = "LIST",
             .help = "sampler order, ';'-separated: penalties;top_k;typical_p;top_p;min_p;temperature",
             .env = "FERRY_ARG_SAMPLERS",
-            .commands = cmd::run | cmd::chat,
+            .commands = cmd::run | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.sampling.order, runtime::parse_sampler_order(v));
                 return {};
@@ -603,7 +605,7 @@ std::span<const Option> options() {
             .names = {"--ignore-eos"},
             .help = "keep generating past end-of-generation tokens",
             .env = "FERRY_ARG_IGNORE_EOS",
-            .commands = cmd::run,
+            .commands = cmd::run | cmd::serve,
             .set_switch = [](Params& p, bool on) { p.ignore_eos = on; },
         },
         {
@@ -624,7 +626,7 @@ std::span<const Option> options() {
             .hint = "JINJA",
             .help = "chat template source, overriding the model's tokenizer.chat_template",
             .env = "FERRY_ARG_CHAT_TEMPLATE",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template = std::string(v);
                 return {};
@@ -636,7 +638,7 @@ std::span<const Option> options() {
             .hint = "FNAME",
             .help = "read the chat template from a file, overriding the model's",
             .env = "FERRY_ARG_CHAT_TEMPLATE_FILE",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a file name");
                 p.chat_template_file = std::string(v);
@@ -683,7 +685,7 @@ std::span<const Option> options() {
             .hint = "JSON",
             .help = "extra template variables as a JSON object, e.g. '{\"enable_thinking\":false}'",
             .env = "FERRY_ARG_CHAT_TEMPLATE_KWARGS",
-            .commands = cmd::chat_template | cmd::chat,
+            .commands = cmd::chat_template | cmd::chat | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 p.chat_template_kwargs = std::string(v);
                 return {};
@@ -713,6 +715,141 @@ std::span<const Option> options() {
                 p.template_now = std::string(v);
                 return {};
             },
+        },
+        {
+            .group = "server",
+            .names = {"--host"},
+            .hint = "HOST",
+            .help = "address to listen on",
+            .env = "FERRY_ARG_HOST",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected an address");
+                p.host = std::string(v);
+                return {};
+            },
+            .show_default = [](const Params& p) { return p.host; },
+        },
+        {
+            .group = "server",
+            .names = {"--port"},
+            .hint = "PORT",
+            .help = "port to listen on (0: any free port, printed at start)",
+            .env = "FERRY_ARG_PORT",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.port, parse_int(v, 0, 65535));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.port); },
+        },
+        {
+            .group = "server",
+            .names = {"-np", "--parallel"},
+            .hint = "N",
+            .help = "slots: requests served at once; the context (-c) is split evenly between them",
+            .env = "FERRY_ARG_N_PARALLEL",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.n_parallel, parse_int(v, 1, 256));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.n_parallel); },
+        },
+        {
+            .group = "server",
+            .names = {"--max-queue"},
+            .hint = "N",
+            .help = "requests that may wait for a slot; beyond this the server answers 503 with Retry-After",
+            .env = "FERRY_ARG_MAX_QUEUE",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.max_queue, parse_int(v, 0, 1 << 20));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.max_queue); },
+        },
+        {
+            .group = "server",
+            .names = {"--jinja"},
+            .help = "format chat requests with the model's Jinja chat template (always on; accepted for "
+                    "llama-server compatibility)",
+            .env = "FERRY_ARG_JINJA",
+            .commands = cmd::serve,
+            .set_switch = [](Params&, bool) {},
+        },
+        {
+            .group = "server",
+            .names = {"--api-key"},
+            .hint = "KEY",
+            .help = "API key clients must send (Authorization: Bearer KEY); repeat for several keys",
+            .env = "FERRY_ARG_API_KEY",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a non-empty key");
+                p.api_keys.emplace_back(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--api-key-file"},
+            .hint = "FNAME",
+            .help = "file with one API key per line (blank lines and lines starting with # are skipped)",
+            .env = "FERRY_ARG_API_KEY_FILE",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                if (v.empty()) return make_error("expected a file name");
+                p.api_key_file = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--metrics"},
+            .help = "serve Prometheus metrics at /metrics",
+            .env = "FERRY_ARG_METRICS",
+            .commands = cmd::serve,
+            .set_switch = [](Params& p, bool on) { p.metrics = on; },
+        },
+        {
+            .group = "server",
+            .names = {"-a", "--alias"},
+            .hint = "NAME",
+            .help = "model name reported by /v1/models and in responses (default: the model's path)",
+            .env = "FERRY_ARG_ALIAS",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                p.alias = std::string(v);
+                return {};
+            },
+        },
+        {
+            .group = "server",
+            .names = {"--timeout"},
+            .hint = "N",
+            .help = "seconds: socket read/write timeout, and the longest a request may take",
+            .env = "FERRY_ARG_TIMEOUT",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.timeout, parse_int(v, 1, 1 << 24));
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.timeout); },
+        },
+        {
+            .group = "server",
+            .names = {"--threads-http"},
+            .hint = "N",
+            .help = "threads answering HTTP requests; -1 = slots + queue + 4",
+            .env = "FERRY_ARG_THREADS_HTTP",
+            .commands = cmd::serve,
+            .set_value = [](Params& p, std::string_view v) -> Status {
+                FERRY_ASSIGN(p.threads_http, parse_int(v, -1, 4096));
+                if (p.threads_http == 0) return make_error("expected -1 or a positive number");
+                return {};
+            },
+            .show_default = [](const Params& p) { return std::to_string(p.threads_http); },
         },
         {
             .group = "logging",

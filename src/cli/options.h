@@ -44,6 +44,7 @@ inline constexpr CommandSet run = 1u << 3;
 inline constexpr CommandSet chat = 1u << 4;
 inline constexpr CommandSet bench = 1u << 5;
 inline constexpr CommandSet perplexity = 1u << 6;
+inline constexpr CommandSet serve = 1u << 7;
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 

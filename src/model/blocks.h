@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "backend/ops.h"
 #include "core/result.h"
 #include "model/loader.h"
+#include "model/model.h"
 
 namespace ferry::model {
 
@@ -79,6 +81,13 @@ backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int6
 // conv + SiLU, L2-normalized q/k, the delta rule, RMSNorm(o) * ssm_norm * silu(z), ssm_out -> {n_embd, T}.
 backend::Act gated_delta_net(backend::Ops& ops, const backend::Act& x, const GatedDeltaNetParams& p,
                              backend::StateHandle state, int il);
+// The positions of a batch's tokens, in order (each sequence from its own pos0).
+std::vector<int32_t> batch_positions(const Batch& batch);
+
+// attention() over a whole Batch: one sequence uses kv[il]; several (Batch::seqs) share the
+// projections (one matmul over all their tokens) and attend each over its own KV layer il.
+backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, const Batch& batch,
+                       std::span<const int32_t> pos, std::span<const backend::KvHandle> kv, int il);
 
 enum class GluActivation { Silu, GeluTanh };
 
@@ -96,5 +105,8 @@ backend::Act ffn_glu(backend::Ops& ops, const backend::Act& x, const FfnGluParam
 // the output matrix -> logits {n_vocab, n_out}. Names result_norm, result_output.
 backend::Act output_head(backend::Ops& ops, const backend::Act& x, const Tensor& output_norm, float eps,
                          const Tensor& output, bool all_logits);
+// The same for a Batch: with several sequences and no all_logits, the last row of each -> {n_vocab, n_seqs}.
+backend::Act output_head(backend::Ops& ops, const backend::Act& x, const Tensor& output_norm, float eps,
+                         const Tensor& output, const Batch& batch);
 
 }  // namespace ferry::model

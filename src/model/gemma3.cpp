@@ -58,6 +58,7 @@ public:
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     Gemma3Hparams hp_;
@@ -120,9 +121,8 @@ Result<std::unique_ptr<Model>> Gemma3Model::load(const gguf::File& file) {
 
 Act Gemma3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_.d;
-    FERRY_CHECK(int64_t(kv.size()) == h.n_layer);
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    FERRY_CHECK(!batch.seqs.empty() || int64_t(kv.size()) == h.n_layer);
+    const std::vector<int32_t> pos = batch_positions(batch);
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     x = ops.scale(x, std::sqrt(float(h.n_embd)));
@@ -146,7 +146,7 @@ Act Gemma3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const 
             .kq_scale = hp_.query_scale,
             .n_swa = swa ? hp_.n_swa : 0,
         };
-        cur = attention(ops, cur, ap, pos, kv[size_t(il)], il);
+        cur = attention(ops, cur, ap, batch, pos, kv, il);
         cur = ops.rms_norm(cur, &l.post_attention_norm, h.rms_eps);
         ops.name(cur, "attn_post_norm", il);
         const Act sa_out = ops.add(cur, x);
@@ -161,7 +161,7 @@ Act Gemma3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const 
         x = ops.add(cur, sa_out);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ public:
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     DenseHparams hp_;
@@ -83,9 +84,8 @@ Result<std::unique_ptr<Model>> LlamaModel::load(const gguf::File& file) {
 
 Act LlamaModel::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_;
-    FERRY_CHECK(int64_t(kv.size()) == h.n_layer);
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    FERRY_CHECK(!batch.seqs.empty() || int64_t(kv.size()) == h.n_layer);
+    const std::vector<int32_t> pos = batch_positions(batch);
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     ops.name(x, "inp_embd");
@@ -107,7 +107,7 @@ Act LlamaModel::forward(backend::Ops& ops, const Batch& batch, std::span<const b
                      .freq_factors = rope_freqs ? &*rope_freqs : nullptr},
             .kq_scale = 1.0f / std::sqrt(float(h.head_dim)),
         };
-        cur = attention(ops, cur, ap, pos, kv[size_t(il)], il);
+        cur = attention(ops, cur, ap, batch, pos, kv, il);
         const Act ffn_inp = ops.add(cur, x);
         ops.name(ffn_inp, "ffn_inp", il);
 
@@ -118,7 +118,7 @@ Act LlamaModel::forward(backend::Ops& ops, const Batch& batch, std::span<const b
         x = ops.add(cur, ffn_inp);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

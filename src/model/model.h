@@ -30,14 +30,26 @@ struct ModelInfo {
     int64_t n_ctx_train = 0;
 };
 
-// One micro-batch of a single sequence.
+// One sequence's part of a multi-sequence batch: n_tokens consecutive tokens of Batch::tokens at
+// positions pos0.. of that sequence, written into its own KV layers.
+struct SeqSlice {
+    int64_t n_tokens = 0;
+    int64_t pos0 = 0;
+    std::span<const backend::KvHandle> kv;  // one per layer, from kv_layers()
+};
+
+// One micro-batch: a single sequence (seqs empty), or several sequences side by side (continuous
+// batching: the weights are read once for all of them; attention runs per sequence over its own KV).
 struct Batch {
     std::span<const int32_t> tokens;  // PRECONDITION: each in [0, n_vocab)
     int64_t pos0 = 0;                 // token i is at position pos0 + i; cells [pos0, pos0 + n) are written
-    bool all_logits = false;          // false: logits of the last token only
+    bool all_logits = false;          // false: logits of the last token only (of each sequence)
     // One handle per entry of Model::state_layers(), holding the sequence's recurrent state after
     // position pos0 - 1 (zeros when pos0 == 0); the forward advances them past the batch.
     std::span<const backend::StateHandle> state;
+    // Several sequences: sum of n_tokens == tokens.size(); pos0 and forward's `kv` are then unused,
+    // and without all_logits the logits are of each sequence's last token, in order.
+    std::span<const SeqSlice> seqs;
 };
 
 class Model {
@@ -56,6 +68,10 @@ public:
     // {n_vocab, n_out}, n_out = tokens.size() or 1. PRECONDITION: pos0 + tokens.size() <= the KV n_ctx.
     virtual backend::Act forward(backend::Ops& ops, const Batch& batch,
                                  std::span<const backend::KvHandle> kv) const = 0;
+
+    // Whether forward accepts Batch::seqs (several sequences in one batch). Without it the runtime
+    // runs the sequences one after another.
+    virtual bool multi_sequence() const { return false; }
 
 protected:
     ModelInfo info_;

@@ -36,6 +36,7 @@ public:
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     DenseHparams hp_;
@@ -73,9 +74,8 @@ Result<std::unique_ptr<Model>> Qwen3Model::load(const gguf::File& file) {
 
 Act Qwen3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_;
-    FERRY_CHECK(int64_t(kv.size()) == h.n_layer);
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    FERRY_CHECK(!batch.seqs.empty() || int64_t(kv.size()) == h.n_layer);
+    const std::vector<int32_t> pos = batch_positions(batch);
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     ops.name(x, "inp_embd");
@@ -84,7 +84,7 @@ Act Qwen3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const b
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
         ops.name(cur, "attn_norm", il);
         const AttentionParams ap = dense_attention_params(&l.attn, h, backend::RopeMode::Neox);
-        cur = attention(ops, cur, ap, pos, kv[size_t(il)], il);
+        cur = attention(ops, cur, ap, batch, pos, kv, il);
         const Act ffn_inp = ops.add(cur, x);
         ops.name(ffn_inp, "ffn_inp", il);
 
@@ -95,7 +95,7 @@ Act Qwen3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const b
         x = ops.add(cur, ffn_inp);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

@@ -45,19 +45,9 @@ Result<Session> Session::create(const model::Model& model, backend::Ops& ops, co
 }
 
 Result<std::vector<float>> Session::prefill(std::span<const int32_t> tokens, Logits which) {
-    const int64_t n = int64_t(tokens.size());
-    const int64_t n_vocab = model_->info().n_vocab;
-    if (n == 0) return make_error("prefill: no tokens");
-    if (n > params_.n_ctx - n_past_)
-        return make_error("context full: " + std::to_string(n_past_) + " tokens in a context of " +
-                          std::to_string(params_.n_ctx) + ", cannot add " + std::to_string(n));
-    for (int64_t i = 0; i < n; ++i) {
-        if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= n_vocab)
-            return make_error("token " + std::to_string(tokens[size_t(i)]) + " at index " + std::to_string(i) +
-                              " is outside the vocabulary of " + std::to_string(n_vocab));
-    }
+    FERRY_TRY(check_append(tokens));
     FERRY_ASSIGN(std::vector<float> logits, run(tokens, which));
-    if (n > 1) checkpoint();
+    if (tokens.size() > 1) checkpoint();
     return logits;
 }
 
@@ -72,7 +62,8 @@ Result<std::vector<float>> Session::run(std::span<const int32_t> tokens, Logits 
         const model::Batch batch{.tokens = tokens.subspan(size_t(first), size_t(count)),
                                  .pos0 = n_past_,
                                  .all_logits = which == Logits::All,
-                                 .state = state_};
+                                 .state = state_,
+                                 .seqs = {}};
         const backend::Act out = model_->forward(*ops_, batch, kv_);
         n_past_ += count;
         tokens_.insert(tokens_.end(), batch.tokens.begin(), batch.tokens.end());
@@ -84,6 +75,60 @@ Result<std::vector<float>> Session::run(std::span<const int32_t> tokens, Logits 
     }
     ops_->reset();
     return logits;
+}
+
+Status Session::check_append(std::span<const int32_t> tokens) const {
+    const int64_t n = int64_t(tokens.size());
+    const int64_t n_vocab = model_->info().n_vocab;
+    if (n == 0) return make_error("prefill: no tokens");
+    if (n > params_.n_ctx - n_past_)
+        return make_error("context full: " + std::to_string(n_past_) + " tokens in a context of " +
+                          std::to_string(params_.n_ctx) + ", cannot add " + std::to_string(n));
+    for (int64_t i = 0; i < n; ++i) {
+        if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= n_vocab)
+            return make_error("token " + std::to_string(tokens[size_t(i)]) + " at index " + std::to_string(i) +
+                              " is outside the vocabulary of " + std::to_string(n_vocab));
+    }
+    return {};
+}
+
+Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> steps) {
+    std::vector<std::vector<float>> out;
+    if (steps.empty()) return out;
+    const model::Model& model = *steps[0].session->model_;
+    backend::Ops& ops = *steps[0].session->ops_;
+    for (const SeqStep& s : steps) {
+        FERRY_CHECK(s.session->model_ == &model && s.session->ops_ == &ops);
+        for (const SeqStep& o : steps) FERRY_CHECK(&o == &s || o.session != s.session);
+        FERRY_TRY(s.session->check_append(s.tokens));
+    }
+    if (steps.size() == 1 || !model.multi_sequence()) {
+        for (const SeqStep& s : steps) {
+            FERRY_ASSIGN(std::vector<float> logits, s.session->prefill(s.tokens));
+            out.push_back(std::move(logits));
+        }
+        return out;
+    }
+    std::vector<int32_t> tokens;
+    std::vector<model::SeqSlice> seqs;
+    for (const SeqStep& s : steps) {
+        tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
+        seqs.push_back({.n_tokens = int64_t(s.tokens.size()), .pos0 = s.session->n_past_, .kv = s.session->kv_});
+    }
+    ops.reset();
+    const model::Batch batch{.tokens = tokens, .pos0 = 0, .all_logits = false, .state = {}, .seqs = seqs};
+    const backend::Act logits = model.forward(ops, batch, steps[0].session->kv_);
+    const int64_t n_vocab = model.info().n_vocab;
+    std::vector<float> all(size_t(n_vocab) * steps.size());
+    ops.read(logits, all);
+    ops.reset();
+    for (size_t i = 0; i < steps.size(); ++i) {
+        Session& s = *steps[i].session;
+        s.n_past_ += int64_t(steps[i].tokens.size());
+        s.tokens_.insert(s.tokens_.end(), steps[i].tokens.begin(), steps[i].tokens.end());
+        out.emplace_back(all.begin() + int64_t(i) * n_vocab, all.begin() + int64_t(i + 1) * n_vocab);
+    }
+    return out;
 }
 
 Result<std::vector<float>> Session::decode(int32_t token) {

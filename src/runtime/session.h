@@ -52,6 +52,14 @@ MemoryUse memory_use(const model::Model& model, int64_t n_ctx, GgmlType type_k, 
 
 enum class Logits { Last, All };
 
+class Session;
+
+// One session's part of a multi-sequence step (Session::step).
+struct SeqStep {
+    Session* session = nullptr;
+    std::span<const int32_t> tokens;  // at least one
+};
+
 class Session {
 public:
     static Result<Session> create(const model::Model& model, backend::Ops& ops, const SessionParams& params);
@@ -60,6 +68,12 @@ public:
     Result<std::vector<float>> prefill(std::span<const int32_t> tokens, Logits which = Logits::Last);
     // Appends one token; its logits [n_vocab].
     Result<std::vector<float>> decode(int32_t token);
+
+    // Continuous batching: appends each step's tokens to its session in ONE forward pass, so the
+    // weights are read once for all sequences; returns each session's last-token logits [n_vocab],
+    // in order. The sessions must be distinct and share one model and Ops. No micro-batch split:
+    // the caller sizes the step. A model without Model::multi_sequence() runs them one by one.
+    static Result<std::vector<std::vector<float>>> step(std::span<const SeqStep> steps);
 
     // Forgets the sequence (the cache is reused from position 0; the recurrent state is zeroed).
     void clear();
@@ -94,6 +108,7 @@ private:
     const Checkpoint* checkpoint_at_or_before(int64_t n) const;
     void restore(const Checkpoint* c);  // nullptr: the zero state of position 0
     Result<std::vector<float>> run(std::span<const int32_t> tokens, Logits which);
+    Status check_append(std::span<const int32_t> tokens) const;
 
     const model::Model* model_;
     backend::Ops* ops_;

@@ -23,14 +23,6 @@ int fail(const std::string& message) {
     return 1;
 }
 
-Result<std::string> template_source(const Params& params, const gguf::File& file) {
-    if (!params.chat_template.empty()) return params.chat_template;
-    if (!params.chat_template_file.empty()) return read_text_file(params.chat_template_file);
-    const gguf::Value* t = file.find("tokenizer.chat_template");
-    if (!t || !t->get_string()) return make_error("the model has no chat template; give --chat-template-file");
-    return *t->get_string();
-}
-
 // The Ops-level state of the conversation: what the KV cache holds.
 struct Conversation {
     ordered_json messages = ordered_json::array();

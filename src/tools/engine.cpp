@@ -1,8 +1,8 @@
 #include "tools/engine.h"
 
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -10,6 +10,7 @@
 
 #include "backend/backends.h"
 #include "core/cpu_features.h"
+#include "core/mapped_file.h"
 #include "text/utf8.h"
 #include "tools/model_path.h"
 
@@ -71,7 +72,7 @@ std::string describe_weights(const gguf::File& file, const std::string& arch) {
 
 }  // namespace
 
-Result<Engine> load_engine(const Params& params, const char* tool) {
+Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx_session) {
     Engine e;
     FERRY_ASSIGN(e.path, resolve_model(params));
     const auto t0 = std::chrono::steady_clock::now();
@@ -107,22 +108,30 @@ Result<Engine> load_engine(const Params& params, const char* tool) {
         return make_error("quantized V cache was requested (-ctv " + std::string(type_name(params.cache_type_v)) +
                           "), but this requires flash attention (-fa on or auto)");
     runtime::SessionParams sp;
-    sp.n_ctx = params.ctx_size;
+    sp.n_ctx = n_ctx_session > 0 ? n_ctx_session : params.ctx_size;
     sp.n_ubatch = params.n_ubatch;
     sp.kv_type_k = params.cache_type_k;
     sp.kv_type_v = params.cache_type_v;
-    FERRY_ASSIGN(runtime::Session session, runtime::Session::create(*e.model, *e.ops, sp));
-    e.session = std::make_unique<runtime::Session>(std::move(session));
+    if (n_ctx_session >= 0) {
+        FERRY_ASSIGN(runtime::Session session, runtime::Session::create(*e.model, *e.ops, sp));
+        e.session = std::make_unique<runtime::Session>(std::move(session));
+    }
 
     const int threads = *kind == backend::BackendKind::Reference ? 1
                         : params.threads > 0                     ? params.threads
                                                                  : physical_cores();
-    const runtime::MemoryUse mem = e.session->memory();
+    // Without a session (serve makes one per slot), the figures are for one sequence of -c tokens.
+    const int64_t n_ctx = e.session             ? e.session->n_ctx()
+                          : params.ctx_size > 0 ? params.ctx_size
+                                                : e.model->info().n_ctx_train;
+    const runtime::MemoryUse mem = e.session
+                                       ? e.session->memory()
+                                       : runtime::memory_use(*e.model, n_ctx, params.cache_type_k, params.cache_type_v);
     std::string memory = "KV " + mib(mem.kv_bytes);
     if (mem.n_state_layers > 0) memory += " + recurrent state " + mib(mem.state_bytes);
     std::fprintf(stderr,
                  "%s: %s | %s | ctx %" PRId64 ", KV %s/%s, %s | backend %s, %d thread%s | loaded in %.0f ms (%s)\n",
-                 tool, e.path.c_str(), describe_weights(*e.file, e.model->info().arch).c_str(), e.session->n_ctx(),
+                 tool, e.path.c_str(), describe_weights(*e.file, e.model->info().arch).c_str(), n_ctx,
                  std::string(type_name(params.cache_type_k)).c_str(),
                  std::string(type_name(params.cache_type_v)).c_str(), memory.c_str(), backend::backend_name(*kind),
                  threads, threads == 1 ? "" : "s", ms_since(t0), params.no_mmap ? "read into memory" : "mmap");
@@ -180,6 +189,14 @@ Result<GenerateStats> generate(Engine& engine, runtime::Sampler& sampler, std::s
     if (!rest.empty()) emit(rest);
     stats.generate_ms = ms_since(t0);
     return stats;
+}
+
+Result<std::string> template_source(const Params& params, const gguf::File& file) {
+    if (!params.chat_template.empty()) return params.chat_template;
+    if (!params.chat_template_file.empty()) return read_text_file(params.chat_template_file);
+    const gguf::Value* t = file.find("tokenizer.chat_template");
+    if (!t || !t->get_string()) return make_error("the model has no chat template; give --chat-template-file");
+    return *t->get_string();
 }
 
 std::string format_stats(const GenerateStats& s) {

@@ -31,7 +31,13 @@ struct Engine {
 };
 
 // Loads the model named by params (or the default one) and prints a one-line summary on stderr.
-Result<Engine> load_engine(const Params& params, const char* tool);
+// n_ctx_session: the session's context (0 = -c, or the model's trained context); -1 = no session
+// (the caller makes its own, as `serve` does per slot).
+Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx_session = 0);
+
+// The chat template: --chat-template, else --chat-template-file, else the model's
+// tokenizer.chat_template (an error if there is none).
+Result<std::string> template_source(const Params& params, const gguf::File& file);
 
 struct GenerateLimits {
     int n_predict = -1;  // -1: until end of generation or a full context

@@ -163,6 +163,19 @@ struct Params {
     // --compare-model FNAME (perplexity): the base model, loaded next to -m, instead of a base file.
     std::string compare_model;
 
+    // Server (serve): --host, --port, -np/--parallel, --max-queue, --api-key (repeatable),
+    // --api-key-file, --metrics, -a/--alias, --timeout (seconds), --threads-http (-1 = slots + queue + 4).
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int n_parallel = 4;
+    int max_queue = 64;
+    std::vector<std::string> api_keys;
+    std::string api_key_file;
+    bool metrics = false;
+    std::string alias;
+    int timeout = 600;
+    int threads_http = -1;
+
     // -v / --log-disable: the least severe log level printed (Debug = everything, Off = nothing).
     log::Level log_level = log::Level::Info;
 };

@@ -33,4 +33,7 @@ const char* file_type_name(uint64_t id);
 // ferry perplexity: llama-perplexity's PPL and KL-divergence measurements.
 int run_perplexity(const Params& params);
 
+// ferry serve: an OpenAI-compatible HTTP server.
+int run_serve(const Params& params);
+
 }  // namespace ferry::tools

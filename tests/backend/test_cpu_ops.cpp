@@ -135,6 +135,16 @@ TEST(CpuOps, ElementWiseNormRopeSoftmaxMatchReference) {
         check("softmax", ref.softmax(ra, 0.7f), cpu.softmax(ca, 0.7f), 1e-12);
         check("rows", ref.rows(backend::reshape(ra, {96, 165, 1, 1}), 17, 40),
               cpu.rows(backend::reshape(ca, {96, 165, 1, 1}), 17, 40), 0);
+        {
+            // concat_rows undoes rows: three pieces of different lengths (one a 3-d view) back in order.
+            const Act r2 = backend::reshape(ra, {96, 165, 1, 1}), c2 = backend::reshape(ca, {96, 165, 1, 1});
+            const std::vector<Act> rp = {ref.rows(r2, 0, 7), backend::reshape(ref.rows(r2, 7, 6), {96, 2, 3, 1}),
+                                         ref.rows(r2, 13, 152)};
+            const std::vector<Act> cp = {cpu.rows(c2, 0, 7), backend::reshape(cpu.rows(c2, 7, 6), {96, 2, 3, 1}),
+                                         cpu.rows(c2, 13, 152)};
+            check("concat_rows", ref.concat_rows(rp), cpu.concat_rows(cp), 0);
+            check("concat_rows = input", r2, cpu.concat_rows(cp), 0);
+        }
         std::vector<int32_t> pos(33);
         for (int i = 0; i < 33; ++i) pos[size_t(i)] = 1000 + 37 * i;
         const std::vector<float> ff = {1.0f, 1.5f, 2.0f, 4.0f, 8.0f, 1.0f, 1.0f, 3.0f};

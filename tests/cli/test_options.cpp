@@ -125,7 +125,7 @@ TEST(OptionTable, ValidateRejectsBrokenTables) {
     EXPECT_NE(dup_env.error().message.find("FERRY_ARG_MODEL used twice"), std::string::npos);
     EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).hint = ""; }).ok());
     EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).names = {"threads"}; }).ok());
-    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).commands = 1u << 7; }).ok());
+    EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).commands = 1u << 12; }).ok());
     EXPECT_FALSE(broken([](std::vector<Option>& t) { threads_option(t).set_switch = [](Params&, bool) {}; }).ok());
 }
 
@@ -320,7 +320,7 @@ TEST_F(Cli, SuggestionsComeFromThisSubcommandOnly) {
 TEST_F(Cli, FlagOfAnotherSubcommand) {
     std::string e = error({"inspect", "x.gguf", "-t", "4"});
     EXPECT_EQ(e,
-              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat, bench, perplexity); see "
+              "ferry inspect: '-t' is not an option of 'inspect' (it is for: run, chat, bench, serve, perplexity); see "
               "'ferry inspect --help'\n");
     e = error({"run", "--tensors"});
     EXPECT_NE(e.find("'--tensors' is not an option of 'run' (it is for: inspect)"), std::string::npos) << e;
@@ -458,7 +458,8 @@ TEST_F(Cli, TopLevel) {
     EXPECT_EQ(error({"--bogus"}), "ferry: unknown argument '--bogus'; see 'ferry --help'\n");
     EXPECT_NE(error({"--verison"}).find("did you mean '--version'"), std::string::npos);
     EXPECT_NE(error({"-m", "x.gguf", "inspect"})
-                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, bench, tokenize, template, perplexity)"),
+                  .find("'-m' must follow a subcommand (it is for: inspect, run, chat, bench, serve, tokenize, "
+                        "template, perplexity)"),
               std::string::npos);
 }
 

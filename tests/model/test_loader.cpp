@@ -136,7 +136,7 @@ TEST(Recording, Qwen3MoeRecordsMoeFfn) {
     ops.set_callback([&](const backend::Act&, std::string_view n, int) { names.emplace_back(n); });
     const std::vector<int32_t> five = {1, 2, 3, 4, 5};
     std::vector<backend::KvHandle> kv = {ops.new_kv_layer({16, 1, 4, 4, GgmlType::F32, GgmlType::F32})};
-    (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = true, .state = {}}, kv);
+    (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = true, .state = {}, .seqs = {}}, kv);
     const auto it = std::find_if(ops.ops().begin(), ops.ops().end(), [](const auto& r) { return r.op == "moe_ffn"; });
     ASSERT_NE(it, ops.ops().end());
     EXPECT_EQ(it->weight, "blk.0.ffn_gate_exps.weight");
@@ -214,7 +214,7 @@ TEST(Recording, ListsOpsWithShapesAndNames) {
     ops.reset();
     std::vector<backend::KvHandle> kv = {backend::KvHandle{0}};
     const backend::Act logits =
-        (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = false, .state = {}}, kv);
+        (*model)->forward(ops, {.tokens = five, .pos0 = 0, .all_logits = false, .state = {}, .seqs = {}}, kv);
     EXPECT_EQ(logits.ne, (std::array<int64_t, 4>{10, 1, 1, 1}));
     const auto& rec = ops.ops();
     ASSERT_FALSE(rec.empty());

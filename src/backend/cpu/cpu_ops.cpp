@@ -233,6 +233,16 @@ Act CpuOps::rows(const Act& x, int64_t first, int64_t count) {
     return out;
 }
 
+Act CpuOps::concat_rows(std::span<const Act> parts) {
+    Act out = alloc(concat_rows_shape(parts));
+    float* dst = ptr(out);
+    for (const Act& p : parts) {
+        const float* src = ptr(p);
+        dst = std::copy(src, src + p.n_elements(), dst);
+    }
+    return out;
+}
+
 std::vector<int32_t> CpuOps::top_k(const Act& x, int64_t k) {
     const int64_t n = x.ne[0];
     FERRY_CHECK(k > 0 && k <= n);

@@ -64,6 +64,7 @@ public:
     Act ssm_conv(const Act& x, const Tensor& w, StateHandle s) override;
     Act gated_delta_net(const Act& q, const Act& k, const Act& v, const Act& alpha, const Act& beta,
                         const GdnParams& p) override;
+    Act concat_rows(std::span<const Act> parts) override;
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;

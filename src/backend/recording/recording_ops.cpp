@@ -90,6 +90,10 @@ Act RecordingOps::gated_delta_net(const Act& q, const Act& k, const Act& v, cons
     return record("gated_delta_net", nullptr, {q, k, v, alpha, beta}, v.ne);
 }
 
+Act RecordingOps::concat_rows(std::span<const Act> parts) {
+    return record("concat_rows", nullptr, {parts[0]}, concat_rows_shape(parts));
+}
+
 KvHandle RecordingOps::new_kv_layer(const KvLayerSpec& spec) {
     kv_.push_back(spec);
     auto bytes = [&](GgmlType type, int64_t head_dim) {

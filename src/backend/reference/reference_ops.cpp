@@ -379,6 +379,13 @@ Act ReferenceOps::gated_delta_net(const Act& q, const Act& k, const Act& v, cons
     return out;
 }
 
+Act ReferenceOps::concat_rows(std::span<const Act> parts) {
+    Act out = alloc(concat_rows_shape(parts));
+    auto dst = buf(out).begin();
+    for (const Act& p : parts) dst = std::copy(buf(p).begin(), buf(p).end(), dst);
+    return out;
+}
+
 KvHandle ReferenceOps::new_kv_layer(const KvLayerSpec& spec) {
     const std::string err = kv_layer_error(spec);
     FERRY_CHECK(err.empty());
