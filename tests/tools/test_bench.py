@@ -169,10 +169,17 @@ def test_vs_llama_cpp(ferry):
     rows = json.loads(out.stdout) if out.returncode == 0 else []
     ok = len(rows) == 2 and all(all(f in r for f in LLAMA_FIELDS) for r in rows)
     check(ok, "--vs-llama-cpp adds llama.cpp's fields", out.stderr[-400:])
-    if ok:
+    # CI's fresh .venv has no llama-cpp-python (it compiles llama.cpp for ~15 minutes): then the
+    # fields are there but empty, and the hint is printed; with it, they hold the same-run figures.
+    has_llama_cpp = subprocess.run([sys.executable, "-c", "import llama_cpp"], capture_output=True).returncode == 0
+    if ok and has_llama_cpp:
         check(all(r["ratio"] > 0 and len(r["llama_cpp_samples_ns"]) == 2 for r in rows) and
               rows[0]["llama_cpp_version"].startswith("llama-cpp-python "), "ratio and llama.cpp's samples",
               json.dumps(rows[0])[:300])
+    elif ok:
+        check(all(r["ratio"] is None for r in rows) and "pip install llama-cpp-python" in out.stderr,
+              "llama_cpp not importable here: empty llama.cpp fields and the install hint",
+              json.dumps(rows[0])[:300] + out.stderr[-300:])
     # A Python without llama_cpp: the install hint, and the run goes on without the llama.cpp columns.
     bare = os.path.join(ROOT, "build", "no_llama_cpp_python")
     os.makedirs(bare, exist_ok=True)
