@@ -29,7 +29,8 @@ import sys
 # llama.cpp's gap is >= 0.5. llama.cpp itself (the .venv's llama-cpp-python build, on the CI machine)
 # lands at the limits too: qwen35-Q4_K_M 9.6e-4 (limit 1e-3), qwen35moe-Q8_0 2.9e-4 (3e-4),
 # qwen35moe-MXFP4_MOE 3.1e-4 (4e-4), qwen35moe-Q4_K_M 3.8e-4 (7e-4); ferry is about twice that. So the
-# limits are widened to the measured values plus margin rather than the files dropped.
+# limits are widened to the measured values plus margin rather than the files dropped. (The shipped logits
+# were made with flash attention on; the numbers per llama.cpp setting are in docs/quality.md.)
 LIMIT_OVERRIDES = {
     "qwen35-Q4_K_M": {"max_mean_kld": 0.0025, "min_top1_agree": 0.96},
     "qwen35moe-Q8_0": {"max_mean_kld": 0.001, "min_top1_agree": 0.96},

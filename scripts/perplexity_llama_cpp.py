@@ -9,7 +9,12 @@ in llama-perplexity's base-file layout (see src/tools/kld_base.h), which `ferry 
 --kl-divergence` reads.
 
 usage: .venv/bin/python scripts/perplexity_llama_cpp.py -m MODEL -f TEXT [-c 512] [--chunks N] [-t 2]
-       [--kl-divergence-base FILE]
+       [--kl-divergence-base FILE] [--flash-attn on|off]
+
+--flash-attn on is llama.cpp's flash attention, what llama-perplexity and llama-cli use on the CPU
+backend by default (`-fa auto`; the golden logits were made so); the default here is off, as
+llama-cpp-python's. The two differ on quantized models by as much as ferry differs from either
+(SmolLM2-135M Q4_1, 3 chunks of 512: mean KLD 3.6e-3 between them; docs/quality.md).
 """
 import argparse
 import math
@@ -47,11 +52,13 @@ def main():
     ap.add_argument("--chunks", type=int, default=-1)
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--kl-divergence-base", default="")
+    ap.add_argument("--flash-attn", choices=["on", "off"], default="off")
     args = ap.parse_args()
     n_ctx = args.ctx_size
 
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=args.threads,
-                          n_threads_batch=args.threads, logits_all=True, verbose=False)
+                          n_threads_batch=args.threads, logits_all=True, verbose=False,
+                          flash_attn=args.flash_attn == "on")
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
     add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
     bos = llm.token_bos()
