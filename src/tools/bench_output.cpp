@@ -153,7 +153,7 @@ public:
     void begin() override {
         // The header comes from an empty row, so it always names exactly the fields a row has.
         Row empty;
-        empty.llama_cpp = Side{};
+        empty.llama_cpp.emplace();
         const nlohmann::ordered_json j = row_json(empty, ctx_);
         std::string line;
         for (const auto& [key, value] : j.items()) {
