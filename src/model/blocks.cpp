@@ -133,25 +133,47 @@ std::vector<int32_t> batch_positions(const Batch& batch) {
     return pos;
 }
 
+std::vector<SeqRange> seq_ranges(const Batch& batch, std::span<const backend::KvHandle> kv, size_t n_kv,
+                                 size_t n_state) {
+    std::vector<SeqRange> out;
+    if (batch.seqs.empty()) {
+        out.push_back({.first = 0, .n_tokens = int64_t(batch.tokens.size()), .kv = kv, .state = batch.state});
+    } else {
+        int64_t first = 0;
+        for (const SeqSlice& s : batch.seqs) {
+            out.push_back({.first = first, .n_tokens = s.n_tokens, .kv = s.kv, .state = s.state});
+            first += s.n_tokens;
+        }
+        FERRY_CHECK(first == int64_t(batch.tokens.size()));
+    }
+    for (const SeqRange& r : out) FERRY_CHECK(r.n_tokens > 0 && r.kv.size() == n_kv && r.state.size() == n_state);
+    return out;
+}
+
+Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const SeqRange> seqs,
+              std::span<const int32_t> pos, size_t kv_layer, int il) {
+    const int64_t n_tok = x.ne[1];
+    FERRY_CHECK(int64_t(pos.size()) == n_tok && n_tok > 0 && !seqs.empty());
+    if (seqs.size() == 1) return attention(ops, x, p, pos, seqs[0].kv[kv_layer], il);
+    const Qkv t = project_qkv(ops, x, p, pos, il);
+    std::vector<Act> parts;
+    parts.reserve(seqs.size());
+    for (const SeqRange& s : seqs) {
+        const Qkv st{token_rows(ops, t.q, s.first, s.n_tokens), token_rows(ops, t.k, s.first, s.n_tokens),
+                     token_rows(ops, t.v, s.first, s.n_tokens), std::nullopt};
+        const Act o = attend(ops, st, p, pos.subspan(size_t(s.first), size_t(s.n_tokens)), s.kv[kv_layer]);
+        parts.push_back(backend::reshape(o, {o.ne[0] * o.ne[1], s.n_tokens, 1, 1}));
+    }
+    return output_projection(ops, ops.concat_rows(parts), t.gate, p, n_tok, il);
+}
+
 Act attention(Ops& ops, const Act& x, const AttentionParams& p, const Batch& batch, std::span<const int32_t> pos,
               std::span<const backend::KvHandle> kv, int il) {
     if (batch.seqs.empty()) return attention(ops, x, p, pos, kv[size_t(il)], il);
-    const int64_t n_tok = x.ne[1];
-    FERRY_CHECK(int64_t(pos.size()) == n_tok && n_tok > 0);
-    const Qkv t = project_qkv(ops, x, p, pos, il);
-    std::vector<Act> parts;
-    parts.reserve(batch.seqs.size());
-    int64_t first = 0;
-    for (const SeqSlice& s : batch.seqs) {
-        FERRY_CHECK(s.n_tokens > 0 && size_t(il) < s.kv.size());
-        const Qkv st{token_rows(ops, t.q, first, s.n_tokens), token_rows(ops, t.k, first, s.n_tokens),
-                     token_rows(ops, t.v, first, s.n_tokens), std::nullopt};
-        const Act o = attend(ops, st, p, pos.subspan(size_t(first), size_t(s.n_tokens)), s.kv[size_t(il)]);
-        parts.push_back(backend::reshape(o, {o.ne[0] * o.ne[1], s.n_tokens, 1, 1}));
-        first += s.n_tokens;
-    }
-    FERRY_CHECK(first == n_tok);
-    return output_projection(ops, ops.concat_rows(parts), t.gate, p, n_tok, il);
+    const size_t n_kv = batch.seqs[0].kv.size();
+    FERRY_CHECK(size_t(il) < n_kv);
+    const std::vector<SeqRange> seqs = seq_ranges(batch, kv, n_kv, batch.seqs[0].state.size());
+    return attention(ops, x, p, seqs, pos, size_t(il), il);
 }
 
 backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int64_t conv_kernel) {
@@ -162,9 +184,11 @@ backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int6
             .head_dim_v = p.head_dim_v};
 }
 
-Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, backend::StateHandle state, int il) {
+Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, std::span<const SeqRange> seqs,
+                    size_t state_layer, int il) {
     const GatedDeltaNetWeights& w = *p.w;
     const int64_t n_tok = x.ne[1], n_qk = p.n_head_k * p.head_dim_k, n_v = p.n_head_v * p.head_dim_v;
+    FERRY_CHECK(!seqs.empty());
 
     Act qkv = ops.matmul(w.attn_qkv, x);
     ops.name(qkv, "linear_attn_qkv_mixed", il);
@@ -175,7 +199,18 @@ Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, backen
     Act alpha = ops.matmul(w.ssm_alpha, x);
     ops.name(alpha, "alpha", il);
 
-    Act conv = ops.ssm_conv(qkv, w.ssm_conv1d, state);
+    // The conv and the delta rule continue each sequence's own state; with one sequence they run
+    // over the whole activations, otherwise over each sequence's rows, stacked afterwards.
+    const bool one = seqs.size() == 1;
+    const auto seq_rows = [&](const Act& a, const SeqRange& s) {  // a {n, T}
+        return one ? a : ops.rows(a, s.first, s.n_tokens);
+    };
+    const auto seq_head_rows = [&](const Act& a, const SeqRange& s) {  // a {head_dim, heads, T}
+        return one ? a : token_rows(ops, a, s.first, s.n_tokens);
+    };
+    std::vector<Act> parts;
+    for (const SeqRange& s : seqs) parts.push_back(ops.ssm_conv(seq_rows(qkv, s), w.ssm_conv1d, s.state[state_layer]));
+    Act conv = one ? parts[0] : ops.concat_rows(parts);
     ops.name(conv, "conv_output_silu", il);
     Act q = backend::reshape(ops.cols(conv, 0, n_qk), {p.head_dim_k, p.n_head_k, n_tok, 1});
     Act k = backend::reshape(ops.cols(conv, n_qk, n_qk), {p.head_dim_k, p.n_head_k, n_tok, 1});
@@ -186,7 +221,13 @@ Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, backen
     ops.name(k, "k_conv_predelta", il);
     ops.name(v, "v_conv_predelta", il);
 
-    Act o = ops.gated_delta_net(q, k, v, alpha, beta, {.ssm_a = &w.ssm_a, .dt_bias = &w.ssm_dt, .state = state});
+    parts.clear();
+    for (const SeqRange& s : seqs) {
+        const backend::GdnParams gp{.ssm_a = &w.ssm_a, .dt_bias = &w.ssm_dt, .state = s.state[state_layer]};
+        parts.push_back(ops.gated_delta_net(seq_head_rows(q, s), seq_head_rows(k, s), seq_head_rows(v, s),
+                                            seq_rows(alpha, s), seq_rows(beta, s), gp));
+    }
+    Act o = one ? parts[0] : backend::reshape(ops.concat_rows(parts), {p.head_dim_v, p.n_head_v, n_tok, 1});
     ops.name(o, "attn_output", il);
     o = ops.rms_norm(o, &w.ssm_norm, p.norm_eps);
     o = ops.mul(o, ops.silu(backend::reshape(z, o.ne)));

@@ -77,17 +77,37 @@ struct GatedDeltaNetParams {
 // The recurrent state a Gated DeltaNet layer with these params needs.
 backend::StateLayerSpec gated_delta_net_state(const GatedDeltaNetParams& p, int64_t conv_kernel);
 
-// Gated DeltaNet mixer of x {n_embd, T}, continuing the sequence held in `state`: projections, causal
-// conv + SiLU, L2-normalized q/k, the delta rule, RMSNorm(o) * ssm_norm * silu(z), ssm_out -> {n_embd, T}.
-backend::Act gated_delta_net(backend::Ops& ops, const backend::Act& x, const GatedDeltaNetParams& p,
-                             backend::StateHandle state, int il);
 // The positions of a batch's tokens, in order (each sequence from its own pos0).
 std::vector<int32_t> batch_positions(const Batch& batch);
 
-// attention() over a whole Batch: one sequence uses kv[il]; several (Batch::seqs) share the
-// projections (one matmul over all their tokens) and attend each over its own KV layer il.
+// One sequence of a Batch: its tokens are rows [first, first + n_tokens) of the batch's activations;
+// kv and state are its memory (one handle per entry of kv_layers() / state_layers()).
+struct SeqRange {
+    int64_t first = 0;
+    int64_t n_tokens = 0;
+    std::span<const backend::KvHandle> kv;
+    std::span<const backend::StateHandle> state;
+};
+
+// The sequences of a batch: one range over every token with the forward's kv and Batch::state, or one
+// per Batch::seqs entry. Checks that every sequence has n_kv KV layers and n_state state layers.
+std::vector<SeqRange> seq_ranges(const Batch& batch, std::span<const backend::KvHandle> kv, size_t n_kv,
+                                 size_t n_state);
+
+// attention() over the sequences of a batch: the projections run once over all tokens; each
+// sequence writes and attends over its own KV layer kv_layer.
+backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p,
+                       std::span<const SeqRange> seqs, std::span<const int32_t> pos, size_t kv_layer, int il);
+// The same with KV layer il of a Batch (models whose every layer is an attention layer).
 backend::Act attention(backend::Ops& ops, const backend::Act& x, const AttentionParams& p, const Batch& batch,
                        std::span<const int32_t> pos, std::span<const backend::KvHandle> kv, int il);
+
+// Gated DeltaNet mixer of x {n_embd, T}: projections, causal conv + SiLU, L2-normalized q/k, the delta
+// rule, RMSNorm(o) * ssm_norm * silu(z), ssm_out -> {n_embd, T}. Each sequence continues from its own
+// state layer state_layer: the conv and the delta rule run per sequence over its rows, everything
+// else once over all tokens.
+backend::Act gated_delta_net(backend::Ops& ops, const backend::Act& x, const GatedDeltaNetParams& p,
+                             std::span<const SeqRange> seqs, size_t state_layer, int il);
 
 enum class GluActivation { Silu, GeluTanh };
 

@@ -31,11 +31,13 @@ struct ModelInfo {
 };
 
 // One sequence's part of a multi-sequence batch: n_tokens consecutive tokens of Batch::tokens at
-// positions pos0.. of that sequence, written into its own KV layers.
+// positions pos0.. of that sequence, written into its own KV layers and advancing its own recurrent
+// state (as Batch::state for a single sequence).
 struct SeqSlice {
     int64_t n_tokens = 0;
     int64_t pos0 = 0;
-    std::span<const backend::KvHandle> kv;  // one per layer, from kv_layers()
+    std::span<const backend::KvHandle> kv;        // one per entry of kv_layers()
+    std::span<const backend::StateHandle> state;  // one per entry of state_layers()
 };
 
 // One micro-batch: a single sequence (seqs empty), or several sequences side by side (continuous
@@ -47,8 +49,9 @@ struct Batch {
     // One handle per entry of Model::state_layers(), holding the sequence's recurrent state after
     // position pos0 - 1 (zeros when pos0 == 0); the forward advances them past the batch.
     std::span<const backend::StateHandle> state;
-    // Several sequences: sum of n_tokens == tokens.size(); pos0 and forward's `kv` are then unused,
-    // and without all_logits the logits are of each sequence's last token, in order.
+    // Several sequences: sum of n_tokens == tokens.size(); pos0, state and forward's `kv` are then
+    // unused, and without all_logits the logits are of each sequence's last token, in order (with
+    // all_logits, every token's, in batch order).
     std::span<const SeqSlice> seqs;
 };
 
@@ -69,8 +72,9 @@ public:
     virtual backend::Act forward(backend::Ops& ops, const Batch& batch,
                                  std::span<const backend::KvHandle> kv) const = 0;
 
-    // Whether forward accepts Batch::seqs (several sequences in one batch). Without it the runtime
-    // runs the sequences one after another.
+    // Whether forward accepts Batch::seqs (several sequences in one batch; each sequence's logits
+    // then equal what it gets alone, up to float rounding). Without it the runtime runs the sequences
+    // one after another.
     virtual bool multi_sequence() const { return false; }
 
 protected:

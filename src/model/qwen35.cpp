@@ -15,7 +15,6 @@
 // prediction block(s) (nextn_predict_layers); their weights are loaded and kept (for speculative
 // decoding) but the forward does not run them.
 #include <cmath>
-#include <numeric>
 
 #include "model/arch.h"
 #include "model/blocks.h"
@@ -46,6 +45,7 @@ public:
     std::vector<backend::StateLayerSpec> state_layers() const override { return hybrid_state_layers(hp_); }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     HybridHparams hp_;
@@ -98,13 +98,12 @@ Result<std::unique_ptr<Model>> Qwen35Model::load(const gguf::File& file) {
 
 Act Qwen35Model::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_.base;
-    FERRY_CHECK(kv.size() == hp_.n_attention_layers() && batch.state.size() == hp_.n_recurrent_layers());
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    const std::vector<SeqRange> seqs = seq_ranges(batch, kv, hp_.n_attention_layers(), hp_.n_recurrent_layers());
+    const std::vector<int32_t> pos = batch_positions(batch);
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     ops.name(x, "inp_embd");
-    HybridMemory mem{.kv = kv, .state = batch.state};
+    HybridMemory mem{.seqs = seqs};
     for (int il = 0; il < h.n_layer; ++il) {
         const Qwen35Layer& l = layers[size_t(il)];
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
@@ -120,7 +119,7 @@ Act Qwen35Model::forward(backend::Ops& ops, const Batch& batch, std::span<const 
         x = ops.add(cur, ffn_inp);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

@@ -132,12 +132,13 @@ Result<HybridMixer> load_hybrid_mixer(const TensorTable& t, const HybridHparams&
 
 backend::Act hybrid_mixer(backend::Ops& ops, const backend::Act& cur, const HybridHparams& hp, const HybridMixer& m,
                           std::span<const int32_t> pos, HybridMemory& mem, int il) {
+    FERRY_CHECK(!mem.seqs.empty());
     if (m.recurrent) {
-        FERRY_CHECK(mem.next_state < mem.state.size());
-        return gated_delta_net(ops, cur, gdn_params(hp, m.gdn), mem.state[mem.next_state++], il);
+        FERRY_CHECK(mem.next_state < mem.seqs[0].state.size());
+        return gated_delta_net(ops, cur, gdn_params(hp, m.gdn), mem.seqs, mem.next_state++, il);
     }
-    FERRY_CHECK(mem.next_kv < mem.kv.size());
-    return attention(ops, cur, gated_attention_params(hp, m.attn), pos, mem.kv[mem.next_kv++], il);
+    FERRY_CHECK(mem.next_kv < mem.seqs[0].kv.size());
+    return attention(ops, cur, gated_attention_params(hp, m.attn), mem.seqs, pos, mem.next_kv++, il);
 }
 
 Result<NextnWeights> load_nextn(const TensorTable& t, const DenseHparams& h, int il) {

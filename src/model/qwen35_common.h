@@ -55,15 +55,15 @@ struct HybridMixer {
 };
 Result<HybridMixer> load_hybrid_mixer(const TensorTable& t, const HybridHparams& hp, int il);
 
-// Where the next layer's KV layer and recurrent state layer are (the forward walks both in layer order).
+// The batch's sequences and which of their KV / recurrent state layers the next layer uses (the
+// forward walks both in layer order).
 struct HybridMemory {
-    std::span<const backend::KvHandle> kv;
-    std::span<const backend::StateHandle> state;
+    std::span<const SeqRange> seqs;
     size_t next_kv = 0, next_state = 0;
 };
 
-// The mixer of cur = attn_norm(x) {n_embd, T} at positions pos -> {n_embd, T}, taking its KV or state
-// layer from mem.
+// The mixer of cur = attn_norm(x) {n_embd, T} at positions pos -> {n_embd, T}, each sequence of
+// mem.seqs through its own KV or state layer.
 backend::Act hybrid_mixer(backend::Ops& ops, const backend::Act& cur, const HybridHparams& hp, const HybridMixer& m,
                           std::span<const int32_t> pos, HybridMemory& mem, int il);
 

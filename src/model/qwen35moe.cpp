@@ -9,8 +9,6 @@
 //   logits = output(rms_norm(x) * output_norm)
 //
 // As in qwen35, the MTP block(s) counted by nextn_predict_layers are loaded and kept but not run.
-#include <numeric>
-
 #include "model/arch.h"
 #include "model/blocks.h"
 #include "model/loader.h"
@@ -38,6 +36,7 @@ public:
     std::vector<backend::StateLayerSpec> state_layers() const override { return hybrid_state_layers(hp_); }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     HybridHparams hp_;
@@ -87,9 +86,8 @@ Result<std::unique_ptr<Model>> Qwen35MoeModel::load(const gguf::File& file) {
 
 Act Qwen35MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_.base;
-    FERRY_CHECK(kv.size() == hp_.n_attention_layers() && batch.state.size() == hp_.n_recurrent_layers());
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    const std::vector<SeqRange> seqs = seq_ranges(batch, kv, hp_.n_attention_layers(), hp_.n_recurrent_layers());
+    const std::vector<int32_t> pos = batch_positions(batch);
     const backend::MoeParams mp{.n_expert = moe_hp_.n_expert,
                                 .n_expert_used = moe_hp_.n_expert_used,
                                 .gating = backend::MoeGating::Softmax,
@@ -97,7 +95,7 @@ Act Qwen35MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<con
 
     Act x = ops.get_rows(token_embd, batch.tokens);
     ops.name(x, "inp_embd");
-    HybridMemory mem{.kv = kv, .state = batch.state};
+    HybridMemory mem{.seqs = seqs};
     for (int il = 0; il < h.n_layer; ++il) {
         const Qwen35MoeLayer& l = layers[size_t(il)];
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
@@ -113,7 +111,7 @@ Act Qwen35MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<con
         x = ops.add(cur, ffn_inp);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

@@ -12,8 +12,6 @@
 //
 // feed_forward_length is read (real files carry it) but unused: experts are
 // expert_feed_forward_length wide. No shared expert.
-#include <numeric>
-
 #include "model/arch.h"
 #include "model/blocks.h"
 #include "model/loader.h"
@@ -40,6 +38,7 @@ public:
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
+    bool multi_sequence() const override { return true; }
 
 private:
     DenseHparams hp_;
@@ -80,9 +79,8 @@ Result<std::unique_ptr<Model>> Qwen3MoeModel::load(const gguf::File& file) {
 
 Act Qwen3MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
     const DenseHparams& h = hp_;
-    FERRY_CHECK(int64_t(kv.size()) == h.n_layer);
-    std::vector<int32_t> pos(batch.tokens.size());
-    std::iota(pos.begin(), pos.end(), int32_t(batch.pos0));
+    FERRY_CHECK(!batch.seqs.empty() || int64_t(kv.size()) == h.n_layer);
+    const std::vector<int32_t> pos = batch_positions(batch);
     const backend::MoeParams mp{.n_expert = moe_hp_.n_expert,
                                 .n_expert_used = moe_hp_.n_expert_used,
                                 .gating = backend::MoeGating::Softmax,
@@ -94,7 +92,7 @@ Act Qwen3MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<cons
         const Qwen3MoeLayer& l = layers[size_t(il)];
         Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
         ops.name(cur, "attn_norm", il);
-        cur = attention(ops, cur, dense_attention_params(&l.attn, h, backend::RopeMode::Neox), pos, kv[size_t(il)], il);
+        cur = attention(ops, cur, dense_attention_params(&l.attn, h, backend::RopeMode::Neox), batch, pos, kv, il);
         const Act ffn_inp = ops.add(cur, x);
         ops.name(ffn_inp, "ffn_inp", il);
 
@@ -105,7 +103,7 @@ Act Qwen3MoeModel::forward(backend::Ops& ops, const Batch& batch, std::span<cons
         x = ops.add(cur, ffn_inp);
         ops.name(x, "l_out", il);
     }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch.all_logits);
+    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
 }
 
 }  // namespace

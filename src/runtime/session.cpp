@@ -92,7 +92,7 @@ Status Session::check_append(std::span<const int32_t> tokens) const {
     return {};
 }
 
-Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> steps) {
+Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> steps, Logits which) {
     std::vector<std::vector<float>> out;
     if (steps.empty()) return out;
     const model::Model& model = *steps[0].session->model_;
@@ -104,7 +104,7 @@ Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> s
     }
     if (steps.size() == 1 || !model.multi_sequence()) {
         for (const SeqStep& s : steps) {
-            FERRY_ASSIGN(std::vector<float> logits, s.session->prefill(s.tokens));
+            FERRY_ASSIGN(std::vector<float> logits, s.session->prefill(s.tokens, which));
             out.push_back(std::move(logits));
         }
         return out;
@@ -113,20 +113,28 @@ Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> s
     std::vector<model::SeqSlice> seqs;
     for (const SeqStep& s : steps) {
         tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
-        seqs.push_back({.n_tokens = int64_t(s.tokens.size()), .pos0 = s.session->n_past_, .kv = s.session->kv_});
+        seqs.push_back({.n_tokens = int64_t(s.tokens.size()),
+                        .pos0 = s.session->n_past_,
+                        .kv = s.session->kv_,
+                        .state = s.session->state_});
     }
     ops.reset();
-    const model::Batch batch{.tokens = tokens, .pos0 = 0, .all_logits = false, .state = {}, .seqs = seqs};
+    const bool all = which == Logits::All;
+    const model::Batch batch{.tokens = tokens, .pos0 = 0, .all_logits = all, .state = {}, .seqs = seqs};
     const backend::Act logits = model.forward(ops, batch, steps[0].session->kv_);
-    const int64_t n_vocab = model.info().n_vocab;
-    std::vector<float> all(size_t(n_vocab) * steps.size());
-    ops.read(logits, all);
+    const size_t n_vocab = size_t(model.info().n_vocab);
+    std::vector<float> rows(n_vocab * (all ? tokens.size() : steps.size()));
+    ops.read(logits, rows);
     ops.reset();
-    for (size_t i = 0; i < steps.size(); ++i) {
-        Session& s = *steps[i].session;
-        s.n_past_ += int64_t(steps[i].tokens.size());
-        s.tokens_.insert(s.tokens_.end(), steps[i].tokens.begin(), steps[i].tokens.end());
-        out.emplace_back(all.begin() + int64_t(i) * n_vocab, all.begin() + int64_t(i + 1) * n_vocab);
+    size_t at = 0;
+    for (const SeqStep& st : steps) {
+        Session& s = *st.session;
+        s.n_past_ += int64_t(st.tokens.size());
+        s.tokens_.insert(s.tokens_.end(), st.tokens.begin(), st.tokens.end());
+        if (st.tokens.size() > 1) s.checkpoint();
+        const size_t n = n_vocab * (all ? st.tokens.size() : 1);
+        out.emplace_back(rows.begin() + int64_t(at), rows.begin() + int64_t(at + n));
+        at += n;
     }
     return out;
 }

@@ -70,10 +70,12 @@ public:
     Result<std::vector<float>> decode(int32_t token);
 
     // Continuous batching: appends each step's tokens to its session in ONE forward pass, so the
-    // weights are read once for all sequences; returns each session's last-token logits [n_vocab],
-    // in order. The sessions must be distinct and share one model and Ops. No micro-batch split:
-    // the caller sizes the step. A model without Model::multi_sequence() runs them one by one.
-    static Result<std::vector<std::vector<float>>> step(std::span<const SeqStep> steps);
+    // weights are read once for all sequences; returns each session's logits, in order: the last
+    // token's [n_vocab], or with All every token's [tokens.size()][n_vocab]. The sessions must be
+    // distinct and share one model and Ops. No micro-batch split: the caller sizes the step. A
+    // step of more than one token checkpoints the session's recurrent state, as prefill does. A
+    // model without Model::multi_sequence() runs them one by one.
+    static Result<std::vector<std::vector<float>>> step(std::span<const SeqStep> steps, Logits which = Logits::Last);
 
     // Forgets the sequence (the cache is reused from position 0; the recurrent state is zeroed).
     void clear();

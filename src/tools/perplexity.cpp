@@ -10,9 +10,13 @@
 //   compare --compare-model BASE -f TEXT: both models in memory, the base's rows encoded as a base file
 //           would hold them, the same statistics with no file.
 //
-// Memory stays flat in the number of chunks: one chunk of logits and one chunk of base rows at a
-// time, plus 8 bytes per scored token for the percentiles. Chunks are evaluated one at a time
-// (llama.cpp packs several into one batch when -b ≥ 2·c; the numbers are the same).
+// As in llama-perplexity, n_seq = -b / -c chunks (at least 1) are evaluated side by side, each in its
+// own sequence, so the weights are read once for all of them: one forward pass carries up to -ub tokens
+// of several chunks (runtime::Session::step). Every chunk still starts from an empty cache, so the
+// numbers are those of chunks evaluated one at a time, up to float rounding.
+//
+// Memory stays flat in the number of chunks: n_seq chunks of logits and one chunk of base rows at a
+// time, plus 8 bytes per scored token for the percentiles.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -41,16 +45,17 @@ int fail(const std::string& message) {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Progress on stderr: llama.cpp's "seconds per pass - ETA" line after the first chunk, then one
-// line every 10 seconds.
+// Progress on stderr: llama.cpp's "seconds per pass - ETA" line after the first pass (n_seq chunks),
+// then one line every 10 seconds.
 class Progress {
 public:
     explicit Progress(int n_chunk) : n_chunk_(n_chunk), t0_(Clock::now()), last_(t0_) {}
-    void chunk_done(int done) {
+    void chunks_done(int done) {
         const double elapsed = seconds_since(t0_);
         const double eta = elapsed / done * (n_chunk_ - done);
-        if (done == 1) {
+        if (first_) {
             std::fprintf(stderr, "perplexity: %.2f seconds per pass - ETA %.2f minutes\n", elapsed, eta / 60);
+            first_ = false;
         } else if (done < n_chunk_ && seconds_since(last_) >= 10) {
             std::fprintf(stderr, "perplexity: %d/%d chunks in %.1f s - ETA %.1f s\n", done, n_chunk_, elapsed, eta);
         } else {
@@ -61,15 +66,16 @@ public:
 
 private:
     int n_chunk_;
+    bool first_ = true;
     Clock::time_point t0_, last_;
 };
 
-// Loads a model for chunks of n_ctx tokens (the session holds exactly one chunk).
+// Loads a model for chunks of n_ctx tokens; the sessions are ChunkEvaluator's.
 Result<Engine> load_for_chunks(const Params& params, const std::string& model, int32_t n_ctx) {
     Params p = params;
     p.model = model;
     p.ctx_size = n_ctx;
-    FERRY_ASSIGN(Engine e, load_engine(p, "ferry perplexity"));
+    FERRY_ASSIGN(Engine e, load_engine(p, "ferry perplexity", /*n_ctx_session=*/-1));
     if (e.vocab->add_eos())
         return make_error(e.path + ": the vocabulary appends EOS to every text; perplexity would score it");
     if (e.vocab->add_bos() && e.vocab->bos() == text::kNoToken)
@@ -77,15 +83,90 @@ Result<Engine> load_for_chunks(const Params& params, const std::string& model, i
     return e;
 }
 
-// Logits [n_ctx − n_ctx/2][n_vocab] of positions n_ctx/2 … n_ctx−1 of one chunk, evaluated from an
-// empty cache with the first token replaced by BOS when the vocab adds one (llama-perplexity's rule).
-Result<std::vector<float>> eval_chunk(Engine& e, std::span<const int32_t> chunk) {
-    std::vector<int32_t> tokens(chunk.begin(), chunk.end());
-    if (e.vocab->add_bos()) tokens[0] = e.vocab->bos();
-    const size_t first = tokens.size() / 2;
-    e.session->clear();
-    FERRY_TRY(e.session->prefill(std::span<const int32_t>(tokens).first(first), runtime::Logits::Last));
-    return e.session->prefill(std::span<const int32_t>(tokens).subspan(first), runtime::Logits::All);
+// llama-perplexity's n_seq: chunks evaluated side by side, -b / -c of them, at least 1 and at most
+// the chunks there are.
+int32_t parallel_chunks(const Params& params, int32_t n_ctx, int32_t n_chunk) {
+    return std::clamp(params.n_batch / n_ctx, 1, std::max(n_chunk, 1));
+}
+
+// Chunks evaluated side by side on one engine: n_seq sessions of n_ctx cells. Each chunk starts from
+// an empty cache with its first token replaced by BOS when the vocab adds one (llama-perplexity's
+// rule); its first half is evaluated for the cache only, its second half for the logits. Forward
+// passes carry at most -ub tokens, taken from the chunks in order.
+class ChunkEvaluator {
+public:
+    static Result<ChunkEvaluator> create(Engine& e, const Params& params, int32_t n_ctx, int32_t n_seq) {
+        ChunkEvaluator ev(e, n_ctx, params.n_ubatch);
+        runtime::SessionParams sp;
+        sp.n_ctx = n_ctx;
+        sp.n_ubatch = params.n_ubatch;
+        sp.kv_type_k = params.cache_type_k;
+        sp.kv_type_v = params.cache_type_v;
+        sp.n_checkpoints = 0;  // chunks never go back
+        for (int32_t i = 0; i < n_seq; ++i) {
+            FERRY_ASSIGN(runtime::Session s, runtime::Session::create(*e.model, *e.ops, sp));
+            ev.sessions_.push_back(std::move(s));
+        }
+        return ev;
+    }
+
+    int32_t n_seq() const { return int32_t(sessions_.size()); }
+
+    // Logits [n_ctx − n_ctx/2][n_vocab] of positions n_ctx/2 … n_ctx−1 of each chunk (at most n_seq).
+    Result<std::vector<std::vector<float>>> eval(std::span<const std::span<const int32_t>> chunks) {
+        FERRY_CHECK(!chunks.empty() && chunks.size() <= sessions_.size());
+        std::vector<std::vector<int32_t>> tokens;
+        for (size_t i = 0; i < chunks.size(); ++i) {
+            FERRY_CHECK(int64_t(chunks[i].size()) == n_ctx_);
+            tokens.emplace_back(chunks[i].begin(), chunks[i].end());
+            if (e_->vocab->add_bos()) tokens.back()[0] = e_->vocab->bos();
+            sessions_[i].clear();
+        }
+        const size_t first = size_t(n_ctx_ / 2);
+        std::vector<std::vector<float>> logits(chunks.size());
+        FERRY_TRY(run(tokens, 0, first, runtime::Logits::Last, logits));
+        FERRY_TRY(run(tokens, first, size_t(n_ctx_), runtime::Logits::All, logits));
+        return logits;
+    }
+
+private:
+    ChunkEvaluator(Engine& e, int32_t n_ctx, int32_t n_ubatch) : e_(&e), n_ctx_(n_ctx), n_ubatch_(n_ubatch) {}
+
+    // Appends tokens [begin, end) of every chunk to its session; with All, their logits to `out`.
+    Status run(const std::vector<std::vector<int32_t>>& tokens, size_t begin, size_t end, runtime::Logits which,
+               std::vector<std::vector<float>>& out) {
+        std::vector<size_t> done(tokens.size(), begin);
+        while (true) {
+            std::vector<runtime::SeqStep> steps;
+            std::vector<size_t> who;
+            size_t budget = size_t(n_ubatch_);
+            for (size_t i = 0; i < tokens.size() && budget > 0; ++i) {
+                const size_t n = std::min(end - done[i], budget);
+                if (n == 0) continue;
+                steps.push_back({&sessions_[i], std::span<const int32_t>(tokens[i]).subspan(done[i], n)});
+                who.push_back(i);
+                done[i] += n;
+                budget -= n;
+            }
+            if (steps.empty()) return {};
+            FERRY_ASSIGN(const std::vector<std::vector<float>> logits, runtime::Session::step(steps, which));
+            if (which == runtime::Logits::All)
+                for (size_t j = 0; j < who.size(); ++j)
+                    out[who[j]].insert(out[who[j]].end(), logits[j].begin(), logits[j].end());
+        }
+    }
+
+    Engine* e_;
+    int32_t n_ctx_, n_ubatch_;
+    std::vector<runtime::Session> sessions_;
+};
+
+// Chunks c … c + n − 1 of the tokens, n_ctx each.
+std::vector<std::span<const int32_t>> chunk_group(std::span<const int32_t> tokens, int32_t n_ctx, int32_t c,
+                                                  int32_t n) {
+    std::vector<std::span<const int32_t>> out;
+    for (int32_t i = c; i < c + n; ++i) out.push_back(tokens.subspan(size_t(i) * size_t(n_ctx), size_t(n_ctx)));
+    return out;
 }
 
 // The text's tokens, at least two chunks of them.
@@ -144,31 +225,37 @@ int run_ppl(const Params& params, int32_t n_ctx) {
                       double(n_chunk) * n_rows * double(kld::row_bytes(*format, n_vocab, params.kld_top_k))) /
                          (1 << 20));
     }
-    std::fprintf(stderr, "perplexity: calculating perplexity over %d chunks, n_ctx=%d, batch_size=%d, n_seq=1\n",
-                 n_chunk, n_ctx, params.n_batch);
+    auto evaluator = ChunkEvaluator::create(*engine, params, n_ctx, parallel_chunks(params, n_ctx, n_chunk));
+    if (!evaluator.ok()) return fail(evaluator.error().message);
+    std::fprintf(stderr, "perplexity: calculating perplexity over %d chunks, n_ctx=%d, batch_size=%d, n_seq=%d\n",
+                 n_chunk, n_ctx, params.n_batch, evaluator->n_seq());
 
     double nll = 0, nll2 = 0;
     int64_t count = 0;
     Progress progress(n_chunk);
-    for (int32_t c = 0; c < n_chunk; ++c) {
-        const auto chunk = std::span<const int32_t>(*tokens).subspan(size_t(c) * size_t(n_ctx), size_t(n_ctx));
-        auto logits = eval_chunk(*engine, chunk);
+    for (int32_t c0 = 0; c0 < n_chunk; c0 += evaluator->n_seq()) {
+        const auto group = chunk_group(*tokens, n_ctx, c0, std::min(evaluator->n_seq(), n_chunk - c0));
+        auto logits = evaluator->eval(group);
         if (!logits.ok()) return fail(logits.error().message);
-        if (writer) encoder.begin(n_rows);
-        for (int32_t r = 0; r < n_rows; ++r) {
-            const auto row = std::span<const float>(*logits).subspan(size_t(r) * size_t(n_vocab), size_t(n_vocab));
-            const int32_t next = chunk[size_t(first + r + 1)];
-            const double v = writer ? encoder.encode(r, row, next) : kld::token_nll(row, next);
-            nll += v;
-            nll2 += v * v;
+        for (size_t g = 0; g < group.size(); ++g) {
+            const std::span<const int32_t> chunk = group[g];
+            if (writer) encoder.begin(n_rows);
+            for (int32_t r = 0; r < n_rows; ++r) {
+                const auto row =
+                    std::span<const float>((*logits)[g]).subspan(size_t(r) * size_t(n_vocab), size_t(n_vocab));
+                const int32_t next = chunk[size_t(first + r + 1)];
+                const double v = writer ? encoder.encode(r, row, next) : kld::token_nll(row, next);
+                nll += v;
+                nll2 += v * v;
+            }
+            count += n_rows;
+            if (writer) {
+                if (const Status st = writer->write_chunk(encoder); !st.ok()) return fail(st.error().message);
+            }
+            std::printf("[%d]%.4lf,", c0 + int32_t(g) + 1, std::exp(nll / double(count)));
         }
-        count += n_rows;
-        if (writer) {
-            if (const Status st = writer->write_chunk(encoder); !st.ok()) return fail(st.error().message);
-        }
-        std::printf("[%d]%.4lf,", c + 1, std::exp(nll / double(count)));
         std::fflush(stdout);
-        progress.chunk_done(c + 1);
+        progress.chunks_done(c0 + int32_t(group.size()));
     }
     std::printf("\n");
     if (writer) {
@@ -184,30 +271,33 @@ int run_ppl(const Params& params, int32_t n_ctx) {
     return 0;
 }
 
-// Evaluates `model` on chunks and compares each scored row with `next_base` (which fills a Chunk
-// for chunk c), printing llama-perplexity's KL-divergence report.
+// Evaluates `model` on chunks, n_seq at a time, and compares each scored row with `next_base`
+// (which fills a Chunk for chunk c, in order), printing llama-perplexity's KL-divergence report.
 template <class NextBase>
-int compare_chunks(Engine& model, std::span<const int32_t> tokens, int32_t n_ctx, int32_t n_chunk,
-                   NextBase&& next_base) {
-    const int32_t n_vocab = int32_t(model.model->info().n_vocab);
+int compare_chunks(ChunkEvaluator& model, std::span<const int32_t> tokens, int32_t n_ctx, int32_t n_chunk,
+                   int32_t n_vocab, NextBase&& next_base) {
     const int32_t first = n_ctx / 2, n_rows = kld::n_scored(n_ctx);
     kld::Stats stats(n_vocab);
     Progress progress(n_chunk);
     std::printf("\n");
     kld::Stats::print_chunk_header(stdout);
-    for (int32_t c = 0; c < n_chunk; ++c) {
-        const auto chunk = tokens.subspan(size_t(c) * size_t(n_ctx), size_t(n_ctx));
-        auto base = next_base(c, chunk);
-        if (!base.ok()) return fail(base.error().message);
-        auto logits = eval_chunk(model, chunk);
+    for (int32_t c0 = 0; c0 < n_chunk; c0 += model.n_seq()) {
+        const auto group = chunk_group(tokens, n_ctx, c0, std::min(model.n_seq(), n_chunk - c0));
+        auto logits = model.eval(group);
         if (!logits.ok()) return fail(logits.error().message);
-        for (int32_t r = 0; r < n_rows; ++r) {
-            const auto row = std::span<const float>(*logits).subspan(size_t(r) * size_t(n_vocab), size_t(n_vocab));
-            stats.add(row, (*base)->row(r), chunk[size_t(first + r + 1)]);
+        for (size_t g = 0; g < group.size(); ++g) {
+            const int32_t c = c0 + int32_t(g);
+            auto base = next_base(c, group[g]);
+            if (!base.ok()) return fail(base.error().message);
+            for (int32_t r = 0; r < n_rows; ++r) {
+                const auto row =
+                    std::span<const float>((*logits)[g]).subspan(size_t(r) * size_t(n_vocab), size_t(n_vocab));
+                stats.add(row, (*base)->row(r), group[g][size_t(first + r + 1)]);
+            }
+            stats.print_chunk(stdout, c + 1);
         }
-        stats.print_chunk(stdout, c + 1);
         std::fflush(stdout);
-        progress.chunk_done(c + 1);
+        progress.chunks_done(c0 + int32_t(group.size()));
     }
     std::printf("\n");
     stats.print_summary(stdout);
@@ -227,27 +317,26 @@ int run_kld(const Params& params) {
         return fail("inconsistent vocabulary: the base file has " + std::to_string(h.n_vocab) + " tokens, the model " +
                     std::to_string(engine->model->info().n_vocab));
     const int32_t n_chunk = params.n_chunks < 0 ? h.n_chunk : std::min(params.n_chunks, h.n_chunk);
-    std::fprintf(stderr, "perplexity: %s: %s format, n_ctx=%d, %d of %d chunks%s\n", params.kld_base.c_str(),
+    auto evaluator = ChunkEvaluator::create(*engine, params, h.n_ctx, parallel_chunks(params, h.n_ctx, n_chunk));
+    if (!evaluator.ok()) return fail(evaluator.error().message);
+    std::fprintf(stderr, "perplexity: %s: %s format, n_ctx=%d, %d of %d chunks%s, n_seq=%d\n", params.kld_base.c_str(),
                  h.format == kld::Format::Llama ? "llama.cpp" : "compact", h.n_ctx, n_chunk, h.n_chunk,
-                 h.format == kld::Format::Compact ? (", top " + std::to_string(h.top_k)).c_str() : "");
+                 h.format == kld::Format::Compact ? (", top " + std::to_string(h.top_k)).c_str() : "",
+                 evaluator->n_seq());
     kld::Chunk chunk;
-    return compare_chunks(*engine, h.tokens, h.n_ctx, n_chunk,
+    return compare_chunks(*evaluator, h.tokens, h.n_ctx, n_chunk, h.n_vocab,
                           [&](int32_t, std::span<const int32_t>) -> Result<const kld::Chunk*> {
                               FERRY_TRY(reader->read_chunk(chunk));
                               return &chunk;
                           });
 }
 
-// Weights plus KV cache of a loaded engine, in bytes.
-uint64_t engine_bytes(const Engine& e, const Params& params, int32_t n_ctx) {
+// Weights plus the KV cache and recurrent state of n_seq sequences of a loaded engine, in bytes.
+uint64_t engine_bytes(const Engine& e, const Params& params, int32_t n_ctx, int32_t n_seq) {
     uint64_t bytes = 0;
     for (const gguf::TensorInfo& t : e.file->tensors()) bytes += t.size;
-    for (const backend::KvLayerSpec& s : e.model->kv_layers(n_ctx, params.cache_type_k, params.cache_type_v)) {
-        const uint64_t k = row_size(s.type_k, uint64_t(s.head_dim_k)).value_or(0);
-        const uint64_t v = row_size(s.type_v, uint64_t(s.head_dim_v)).value_or(0);
-        bytes += uint64_t(s.n_ctx) * uint64_t(s.n_head_kv) * (k + v);
-    }
-    return bytes;
+    const runtime::MemoryUse mem = runtime::memory_use(*e.model, n_ctx, params.cache_type_k, params.cache_type_v);
+    return bytes + uint64_t(n_seq) * (mem.kv_bytes + mem.state_bytes);
 }
 
 int run_compare(const Params& params, int32_t n_ctx) {
@@ -259,22 +348,37 @@ int run_compare(const Params& params, int32_t n_ctx) {
     if (base->model->info().n_vocab != n_vocab)
         return fail("inconsistent vocabulary: the base model has " + std::to_string(base->model->info().n_vocab) +
                     " tokens, the model " + std::to_string(n_vocab));
-    const uint64_t logits = 2 * uint64_t(n_ctx - n_ctx / 2) * uint64_t(n_vocab) * 4;
-    const uint64_t rows = uint64_t(kld::n_scored(n_ctx)) * uint64_t(kld::row_bytes(kld::Format::Llama, n_vocab, 0));
-    const uint64_t b = engine_bytes(*base, params, n_ctx), m = engine_bytes(*model, params, n_ctx);
-    std::fprintf(stderr,
-                 "perplexity: comparing against %s with both models in memory: %.1f MiB (base weights + KV %.1f, "
-                 "model weights + KV %.1f, logits and base rows of one chunk %.1f)\n",
-                 base->path.c_str(), double(b + m + logits + rows) / (1 << 20), double(b) / (1 << 20),
-                 double(m) / (1 << 20), double(logits + rows) / (1 << 20));
     auto tokens = tokenize_text(*base, params.prompt_file, n_ctx);
     if (!tokens.ok()) return fail(tokens.error().message);
     const int32_t n_chunk = chunk_count(tokens->size(), n_ctx, params.n_chunks);
+    const int32_t n_seq = parallel_chunks(params, n_ctx, n_chunk);
+    auto base_eval = ChunkEvaluator::create(*base, params, n_ctx, n_seq);
+    if (!base_eval.ok()) return fail(base_eval.error().message);
+    auto model_eval = ChunkEvaluator::create(*model, params, n_ctx, n_seq);
+    if (!model_eval.ok()) return fail(model_eval.error().message);
+
+    const uint64_t logits = 2 * uint64_t(n_seq) * uint64_t(n_ctx - n_ctx / 2) * uint64_t(n_vocab) * 4;
+    const uint64_t rows = uint64_t(kld::n_scored(n_ctx)) * uint64_t(kld::row_bytes(kld::Format::Llama, n_vocab, 0));
+    const uint64_t b = engine_bytes(*base, params, n_ctx, n_seq), m = engine_bytes(*model, params, n_ctx, n_seq);
+    std::fprintf(stderr,
+                 "perplexity: comparing against %s with both models in memory: %.1f MiB (base weights + KV %.1f, "
+                 "model weights + KV %.1f, logits of %d chunk%s and base rows of one %.1f)\n",
+                 base->path.c_str(), double(b + m + logits + rows) / (1 << 20), double(b) / (1 << 20),
+                 double(m) / (1 << 20), n_seq, n_seq == 1 ? "" : "s", double(logits + rows) / (1 << 20));
     const int32_t first = n_ctx / 2, n_rows = kld::n_scored(n_ctx);
     kld::Encoder encoder(kld::Format::Llama, n_vocab, 0);
+    // The base's logits of the group of chunks the model is evaluating, encoded one chunk at a time.
+    std::vector<std::vector<float>> base_logits;
+    int32_t base_first = 0;
     return compare_chunks(
-        *model, *tokens, n_ctx, n_chunk, [&](int32_t, std::span<const int32_t> chunk) -> Result<const kld::Chunk*> {
-            FERRY_ASSIGN(const std::vector<float> logits, eval_chunk(*base, chunk));
+        *model_eval, *tokens, n_ctx, n_chunk, n_vocab,
+        [&](int32_t c, std::span<const int32_t> chunk) -> Result<const kld::Chunk*> {
+            if (c % n_seq == 0) {
+                base_first = c;
+                FERRY_ASSIGN(base_logits,
+                             base_eval->eval(chunk_group(*tokens, n_ctx, c, std::min(n_seq, n_chunk - c))));
+            }
+            const std::vector<float>& logits = base_logits[size_t(c - base_first)];
             encoder.begin(n_rows);
             for (int32_t r = 0; r < n_rows; ++r)
                 encoder.encode(r, std::span<const float>(logits).subspan(size_t(r) * size_t(n_vocab), size_t(n_vocab)),

@@ -10,6 +10,10 @@
   base file of the same base model gives;
 * bad input exits 1 with a message: short text, base file of another vocabulary, truncated or
   corrupt file, compact top-k out of range;
+* parallel chunks (llama-perplexity's n_seq = -b / -c): -b 512 at -c 128 evaluates 4 chunks side by
+  side and prints the same per-chunk values, Final estimate and KLD statistics as -b 128 (one chunk at
+  a time), up to float rounding, on a transformer and on the hybrids (whose recurrent state is per
+  sequence);
 * peak RSS does not grow with the number of chunks.
 
 usage: test_perplexity.py --ferry build/bin/ferry
@@ -209,6 +213,36 @@ def check_bad_input(args, tmp):
                       os.path.join(tmp, "k.kld"), "--kld-format", "compact", "--kld-top-k", k], "out of range")
 
 
+NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
+
+
+def same_up_to_rounding(a, b, rel=1e-5):
+    """The two outputs have the same text, and every decimal number in them agrees within rel (or 1e-6
+    absolute: KLD values near 0)."""
+    if NUMBER.sub("#", a) != NUMBER.sub("#", b):
+        return False
+    return all(abs(float(x) - float(y)) <= max(rel * abs(float(y)), 1e-6)
+               for x, y in zip(NUMBER.findall(a), NUMBER.findall(b)))
+
+
+def check_parallel_chunks(args):
+    for name in ("llama-F16", "qwen35-F16", "qwen35moe-F16"):
+        runs = {}
+        for b in ("128", "512"):
+            ppl = ppl_run(args, name, "-b", b)
+            kld = kld_run(args, name, os.path.join(DATA, name + ".kld"), "-b", b)
+            seq = re.search(r"n_seq=(\d+)", ppl.stderr)
+            runs[b] = (ppl, kld, seq.group(1) if seq else None)
+        (p1, k1, s1), (p4, k4, s4) = runs["128"], runs["512"]
+        ok = all(r.returncode == 0 for r in (p1, k1, p4, k4)) and (s1, s4) == ("1", "4")
+        check(ok and same_up_to_rounding(p4.stdout, p1.stdout) and final_ppl(p1.stdout) is not None,
+              f"{name}: -b 512 (n_seq {s4}) prints the PPL lines of -b 128 (n_seq {s1}): {final_ppl(p4.stdout)} "
+              f"vs {final_ppl(p1.stdout)}")
+        check(ok and same_up_to_rounding(k4.stdout, k1.stdout) and stat(k1.stdout, "Mean    KLD") is not None,
+              f"{name}: -b 512 prints the KLD statistics of -b 128: mean KLD {stat(k4.stdout, 'Mean    KLD')} vs "
+              f"{stat(k1.stdout, 'Mean    KLD')}")
+
+
 def peak_rss_kib(cmd):
     """Runs cmd; its exit code and peak resident set size in KiB."""
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -219,13 +253,14 @@ def peak_rss_kib(cmd):
 
 def check_memory_flat(args, tmp):
     """Peak RSS does not grow with the number of chunks (streamed base files, nothing kept per chunk
-    but 8 bytes per scored token): 80 chunks within 5% of 10, writing and reading a base file."""
+    but 8 bytes per scored token): 80 chunks within 5% of 10, writing and reading a base file. -b 64
+    fixes the chunks evaluated side by side at 4 (the default -b 2048 would make them 10 and 80)."""
     base = os.path.join(tmp, "many.kld")
     rss = {}
     for n in (10, 80):
-        write = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "-f", TEXT, "-c", "16", "--chunks",
-                 str(n), "--kl-divergence-base", base]
-        read = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "--kl-divergence",
+        write = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "-f", TEXT, "-c", "16", "-b", "64",
+                 "--chunks", str(n), "--kl-divergence-base", base]
+        read = [args.ferry, "perplexity", "-t", "1", "-m", gguf("llama-F16"), "-b", "64", "--kl-divergence",
                 "--kl-divergence-base", base]
         rc_w, rss_w = peak_rss_kib(write)
         rc_r, rss_r = peak_rss_kib(read)
@@ -241,6 +276,7 @@ def main():
     args = ap.parse_args()
     for name, quantized in MODELS:
         check_model(args, name, quantized)
+    check_parallel_chunks(args)
     with tempfile.TemporaryDirectory() as tmp:
         check_round_trips(args, tmp)
         check_bad_input(args, tmp)
