@@ -195,7 +195,8 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-b", "--batch-size"},
             .hint = "N",
-            .help = "prompt tokens submitted per prefill call (bench: a comma list)",
+            .help = "prompt tokens submitted per prefill call (perplexity: N / ctx-size chunks side by side; bench: "
+                    "a comma list)",
             .env = "FERRY_ARG_BATCH",
             .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {

@@ -27,6 +27,9 @@ struct Scheduler::Slot {
 
 namespace {
 
+// How far before the end of a prompt a hybrid model's recurrent state is checkpointed (run_step).
+constexpr size_t kCheckpointTail = 16;
+
 size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
     size_t n = 0;
     while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
@@ -121,7 +124,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model, 
 }
 
 Scheduler::Scheduler(const model::Model& model, const text::Vocab& vocab, backend::Ops& ops, const SchedulerParams& p)
-    : model_(&model), vocab_(&vocab), ops_(&ops), params_(p) {}
+    : model_(&model), vocab_(&vocab), ops_(&ops), params_(p), recurrent_(!model.state_layers().empty()) {}
 
 Scheduler::~Scheduler() {
     {
@@ -176,7 +179,11 @@ void Scheduler::assign(std::shared_ptr<Task> task) {
     Slot& slot = *best;
     const std::vector<int32_t>& prompt = task->params.prompt;
     // Always recompute at least the last prompt token, for fresh logits.
-    const size_t keep = task->params.cache_prompt ? std::min(best_prefix, prompt.size() - 1) : 0;
+    size_t keep = task->params.cache_prompt ? std::min(best_prefix, prompt.size() - 1) : 0;
+    // A recurrent state (hybrid models) only goes back to a checkpoint: keep what the newest one at or
+    // before `keep` holds and compute the rest as prompt, in steps like any other prompt (so the
+    // truncate below recomputes nothing, and cached_tokens and the time to first token say so).
+    keep -= size_t(slot.session->truncate_cost(int64_t(keep)));
     FERRY_CHECK(slot.session->truncate(int64_t(keep)).ok());
     slot.cached.resize(keep);
     slot.last_used = ++use_clock_;
@@ -288,7 +295,14 @@ void Scheduler::run_step() {
     for (auto& s : slots_) {
         if (!s->task || s->decoding || budget <= 0) continue;
         const std::vector<int32_t>& prompt = s->task->params.prompt;
-        const size_t n = std::min<size_t>(prompt.size() - s->n_done, size_t(std::max<int64_t>(budget, 1)));
+        size_t n = std::min<size_t>(prompt.size() - s->n_done, size_t(std::max<int64_t>(budget, 1)));
+        // Hybrid models: a chunk also ends kCheckpointTail tokens before the end of the prompt, where the
+        // step checkpoints the recurrent state. The next turn of a chat shares this prompt only up to
+        // its generation prompt (Qwen3.5's template renders "<|im_start|>assistant\n<think>\n" there but
+        // drops the "<think>" of a past answer), and a repeated prompt keeps all but its last token:
+        // without this checkpoint both would resume from an older one, often the start.
+        const size_t tail = prompt.size() - std::min(prompt.size(), kCheckpointTail);
+        if (recurrent_ && s->n_done + 1 < tail && s->n_done + n > tail) n = tail - s->n_done;
         steps.push_back(
             {.session = s->session.get(), .tokens = std::span<const int32_t>(prompt).subspan(s->n_done, n)});
         owners.push_back(s.get());

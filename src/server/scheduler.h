@@ -9,7 +9,10 @@
 // One iteration of the loop builds a single step for runtime::Session::step: one token for every
 // slot that is generating, plus chunks of pending prompts up to the step's token budget, so decodes
 // of several sequences share one forward pass (the weights are read once for all of them) and a
-// long prompt is cut into chunks between which the others keep generating. Before each step, slots
+// long prompt is cut into chunks between which the others keep generating. Hybrid models batch the
+// same way (each slot's session carries its own recurrent state); their prompt cache resumes from the
+// session's recurrent-state checkpoints, taken at the end of every prompt chunk and a few tokens
+// before the end of each prompt, and counts only what it did not recompute. Before each step, slots
 // whose task was cancelled (client gone) or ran past its deadline are freed, so a disconnect frees a
 // slot within one step.
 #pragma once
@@ -161,6 +164,7 @@ private:
     const text::Vocab* vocab_;
     backend::Ops* ops_;
     SchedulerParams params_;
+    bool recurrent_;  // the model has a recurrent state (checkpoints instead of KV truncation)
     std::vector<std::unique_ptr<Slot>> slots_;
     uint64_t use_clock_ = 0;
 

@@ -7,6 +7,13 @@ non-stream and stream chat (the same greedy text), usage and cached_tokens, a to
 API keys, the bounded queue, cancellation on disconnect, the prompt cache on a multi-turn
 conversation (cached_tokens >= 90% of the previous prompt, time to first token >= 3x lower than a
 cold start) and a bounded load (--load-clients x --load-requests mixed requests, 0 failures).
+
+A third server runs the golden hybrid qwen35moe-F16 (tests/data/models: Gated DeltaNet + gated
+attention + MoE, a 512-token byte-level vocabulary) with the Qwen3.5 chat template: requests running
+side by side in one batch give the greedy text each gets alone, and the multi-turn prompt cache
+resumes from a recurrent-state checkpoint (cached_tokens >= 90% of the previous prompt; the time to
+first token is printed and must be at least 2x below a cold start: the tiny model's prompt costs little
+next to the HTTP round trip, so the issue's 3x is asserted on the default model only).
 """
 
 import argparse
@@ -26,6 +33,8 @@ import openai
 
 KEY = "test-key-1"
 TOOL_TEMPLATE = "tests/data/chat-templates/templates/Qwen-Qwen3-0.6B.jinja"
+HYBRID_MODEL = "tests/data/models/qwen35moe-F16.gguf"
+HYBRID_TEMPLATE = "tests/data/chat-templates/templates/Qwen3.5-4B.jinja"
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Get the weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
@@ -320,7 +329,7 @@ def ttft(client, msgs, cache):
     return first
 
 
-def test_multi_turn(client):
+def test_multi_turn(client, what="multi-turn", min_ratio=3):
     # A long first turn, then a second turn that extends it.
     system = "You are a helpful assistant. " + " ".join(f"Rule {i}: answer briefly and kindly." for i in range(25))
     msgs = [{"role": "system", "content": system}, {"role": "user", "content": "What is a ferry?"}]
@@ -329,12 +338,35 @@ def test_multi_turn(client):
                     {"role": "user", "content": "And a boat?"}]
     r2 = client.chat.completions.create(model="m", messages=msgs2, max_tokens=4, temperature=0)
     cached = r2.usage.prompt_tokens_details.cached_tokens
-    check(cached >= 0.9 * r1.usage.prompt_tokens, f"second turn cached {cached} of {r1.usage.prompt_tokens}")
+    check(cached >= 0.9 * r1.usage.prompt_tokens, f"{what}: second turn cached {cached} of {r1.usage.prompt_tokens}")
     warm = statistics.median(ttft(client, msgs2, True) for _ in range(3))
     cold = statistics.median(ttft(client, msgs2, False) for _ in range(3))
-    print(f"multi-turn: prompt {r2.usage.prompt_tokens} tokens, {cached} cached; "
+    print(f"{what}: prompt {r2.usage.prompt_tokens} tokens, {cached} cached; "
           f"TTFT cold {1000 * cold:.0f} ms, warm {1000 * warm:.0f} ms ({cold / warm:.1f}x)", flush=True)
-    check(cold >= 3 * warm, f"TTFT warm {warm:.3f}s vs cold {cold:.3f}s")
+    check(cold >= min_ratio * warm, f"{what}: TTFT warm {warm:.3f}s vs cold {cold:.3f}s")
+
+
+def test_hybrid(srv):
+    client = openai.OpenAI(base_url=srv.url() + "/v1", api_key="none")
+    # Continuous batching: two requests in one batch (each slot's own recurrent state) give the greedy
+    # text each gets alone.
+    prompts = ["The ferry left the harbour at dawn and", "In 1907 the river was crossed by"]
+
+    def complete(p, out, i):
+        out[i] = client.completions.create(model="m", prompt=p, max_tokens=24, temperature=0,
+                                           extra_body={"ignore_eos": True, "cache_prompt": False}).choices[0].text
+
+    alone = [None, None]
+    for i, p in enumerate(prompts):
+        complete(p, alone, i)
+    together = [None, None]
+    threads = [threading.Thread(target=complete, args=(p, together, i)) for i, p in enumerate(prompts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(alone[0] and together == alone, f"hybrid: batched requests give their text alone: {together} vs {alone}")
+    test_multi_turn(client, "hybrid multi-turn", min_ratio=2)
 
 
 def test_load(srv, clients, requests):
@@ -380,6 +412,8 @@ def main():
     # Small steps (-ub 32) so a disconnect during a long prefill is noticed quickly.
     tool_srv = Server(args.ferry, ["-np", "1", "-c", "4096", "-ub", "32", "--max-queue", "0",
                                    "--chat-template-file", TOOL_TEMPLATE])
+    hybrid_srv = Server(args.ferry, ["-m", HYBRID_MODEL, "-np", "2", "-c", "4096", "--chat-template-file",
+                                     HYBRID_TEMPLATE])
     try:
         client = openai.OpenAI(base_url=main_srv.url() + "/v1", api_key=KEY)
         for name, fn in [("basics", lambda: test_basics(main_srv, client)),
@@ -387,6 +421,7 @@ def main():
                          ("tools", lambda: test_tools(tool_srv)),
                          ("queue and cancel", lambda: test_queue_and_cancel(tool_srv)),
                          ("multi-turn", lambda: test_multi_turn(client)),
+                         ("hybrid", lambda: test_hybrid(hybrid_srv)),
                          ("load", lambda: test_load(main_srv, args.load_clients, args.load_requests))]:
             t0 = time.time()
             fn()
@@ -394,6 +429,7 @@ def main():
     finally:
         main_srv.stop()
         tool_srv.stop()
+        hybrid_srv.stop()
         os.unlink(key_file)
     if failures:
         print(f"{len(failures)} checks failed")
