@@ -85,8 +85,8 @@ struct KernelTable {
     // 16a .. 16a + 15 of each step), added as (acc0 + acc2) + (acc1 + acc3), lanes reduced, then the
     // tail (n % 64 elements) added one product at a time in double.
     float (*dot_f16_ggml)(int64_t n, const uint16_t* x, const uint16_t* y);
-    // acc[l * n + d] = fma(x[d], s, acc[l * n + d]) for d < n (ggml_vec_mad_f32; also one lane row of a
-    // lanes16 GEMM); F32 and F16 x.
+    // y[i] = fma(x[i], s, y[i]) (ggml_vec_mad_f32, and the rows of 16 lane accumulators of -fa off's
+    // output); F32 and F16 x.
     void (*fmad_f32)(int64_t n, float* y, const float* x, float s);
     void (*fmad_f16)(int64_t n, float* y, const uint16_t* x, float s);
     // An F16 accumulator (ggml_vec_mad_f16 / ggml_vec_scale_f16): y[i] = f16(fma(x[i], s, f32(y[i]))),
