@@ -101,6 +101,9 @@ struct KvLayerSpec {
     int64_t head_dim_v = 0;
     GgmlType type_k = GgmlType::F16;
     GgmlType type_v = GgmlType::F16;
+    // llama.cpp's -fa: which of llama.cpp's attention computations a backend that emulates them (the CPU
+    // backend) follows over this layer; the same attention either way (the reference ignores it).
+    bool flash_attn = true;
 };
 
 // The KV cache types (llama.cpp's -ctk / -ctv): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL.

@@ -267,8 +267,9 @@ std::span<const Option> options() {
             .group = "context",
             .names = {"-fa", "--flash-attn"},
             .hint = "on|off|auto",
-            .help = "flash attention; ferry's attention is always flash-style, 'off' only forbids a quantized V cache; "
-                    "1/0 mean on/off (bench: a comma list)",
+            .help = "attention computed as llama.cpp's CPU backend does: 'on' its flash-attention kernels, 'off' "
+                    "mul_mat + softmax (a quantized V cache needs 'on'), 'auto' = on; 1/0 mean on/off (bench: a "
+                    "comma list)",
             .env = "FERRY_ARG_FLASH_ATTN",
             .commands = cmd::run | cmd::chat | cmd::bench | cmd::perplexity | cmd::serve,
             .set_value = [](Params& p, std::string_view v) -> Status {

@@ -72,6 +72,35 @@ struct KernelTable {
     // y[i] = x[i] rounded to fp16 and back (bit-exact with core/fp16.h); x == y allowed.
     void (*round_f16)(int64_t n, const float* x, float* y);
 
+    // llama.cpp's CPU attention arithmetic (ggml-cpu built for x86 AVX-512, the build ferry's results are
+    // compared with), for the CPU backend's attention. Every table computes bit-identical results (the
+    // scalar one with std::fma); "lanes16" = 16 float lanes, lane l summing, with fused multiply-adds in
+    // index order, the products of elements l, l + 16, l + 32, ...
+    //
+    // tinyBLAS' F16 / F32 GEMM dot (llamafile_sgemm): the lanes16 sums reduced as reduce_lanes16 does.
+    // n must be a multiple of 16.
+    float (*dot_f16_lanes16)(int64_t n, const uint16_t* x, const uint16_t* y);
+    float (*dot_f32_lanes16)(int64_t n, const float* x, const float* y);
+    // ggml_vec_dot_f16: four lanes16 accumulators over steps of 64 elements (accumulator a takes elements
+    // 16a .. 16a + 15 of each step), added as (acc0 + acc2) + (acc1 + acc3), lanes reduced, then the
+    // tail (n % 64 elements) added one product at a time in double.
+    float (*dot_f16_ggml)(int64_t n, const uint16_t* x, const uint16_t* y);
+    // y[i] = fma(x[i], s, y[i]) (ggml_vec_mad_f32, and the rows of 16 lane accumulators of -fa off's
+    // output); F32 and F16 x.
+    void (*fmad_f32)(int64_t n, float* y, const float* x, float s);
+    void (*fmad_f16)(int64_t n, float* y, const uint16_t* x, float s);
+    // An F16 accumulator (ggml_vec_mad_f16 / ggml_vec_scale_f16): y[i] = f16(fma(x[i], s, f32(y[i]))),
+    // y[i] = f16(f32(y[i]) * s), rounding to nearest even.
+    void (*fmad_f16_acc16)(int64_t n, uint16_t* y, const uint16_t* x, float s);
+    void (*scale_f16)(int64_t n, uint16_t* y, float s);
+    // ggml_vec_soft_max_f32: y[i] = exp(x[i] - max) by ggml_v_expf (AVX-512) on 16-element steps from
+    // i = 0, by expf on the tail; returns the sum in double (each step's 16 values reduced in float as
+    // reduce_lanes16 does, then added in double; tail values added one by one).
+    double (*soft_max_ggml)(int64_t n, float* y, const float* x, float max);
+    // out[d] = the 16 values acc[l * n + d], l = 0..15, added as GCC's _mm512_reduce_add_ps does:
+    // t_i = v_i + v_{i+8} (i < 8), u_i = t_i + t_{i+4} (i < 4), (u_0 + u_2) + (u_1 + u_3).
+    void (*reduce_lanes16)(int64_t n, const float* acc, float* out);
+
     GemmFn gemm_for(GgmlType t) const {
         const uint32_t id = uint32_t(t);
         return id < uint32_t(kMaxTypeId) ? gemm[id] : nullptr;

@@ -34,7 +34,8 @@ Result<Session> Session::create(const model::Model& model, backend::Ops& ops, co
     if (p.n_ctx > INT32_MAX) return make_error("context size " + std::to_string(p.n_ctx) + " is too large");
     if (p.n_ubatch <= 0) return make_error("micro-batch size " + std::to_string(p.n_ubatch) + " must be positive");
     if (p.n_checkpoints < 0) return make_error("checkpoint count " + std::to_string(p.n_checkpoints) + " is negative");
-    const std::vector<backend::KvLayerSpec> specs = model.kv_layers(p.n_ctx, p.kv_type_k, p.kv_type_v);
+    std::vector<backend::KvLayerSpec> specs = model.kv_layers(p.n_ctx, p.kv_type_k, p.kv_type_v);
+    for (backend::KvLayerSpec& spec : specs) spec.flash_attn = p.flash_attn;
     for (const backend::KvLayerSpec& spec : specs)
         if (std::string err = backend::kv_layer_error(spec); !err.empty()) return make_error(err);
     Session s(model, ops, p);

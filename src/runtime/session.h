@@ -34,6 +34,9 @@ struct SessionParams {
     // a block type needs head sizes that are multiples of its block size.
     GgmlType kv_type_k = GgmlType::F16;
     GgmlType kv_type_v = GgmlType::F16;
+    // llama.cpp's -fa on (true; also what -fa auto means on a CPU) or off: which of llama.cpp's attention
+    // computations the CPU backend reproduces (backend::KvLayerSpec::flash_attn).
+    bool flash_attn = true;
     // Recurrent-state checkpoints kept per sequence (hybrid models only; the oldest is dropped first).
     // Each costs MemoryUse::state_bytes of host memory.
     int64_t n_checkpoints = 4;

@@ -159,6 +159,7 @@ public:
         sp.n_ubatch = inst_.n_ubatch;
         sp.kv_type_k = inst_.type_k;
         sp.kv_type_v = inst_.type_v;
+        sp.flash_attn = inst_.flash_attn != "off";
         FERRY_ASSIGN(runtime::Session s, runtime::Session::create(model_, *ops_, sp));
         session_ = std::make_unique<runtime::Session>(std::move(s));
         return {};

@@ -112,6 +112,7 @@ Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx
     sp.n_ubatch = params.n_ubatch;
     sp.kv_type_k = params.cache_type_k;
     sp.kv_type_v = params.cache_type_v;
+    sp.flash_attn = params.flash_attn != "off";  // auto = on, as llama.cpp decides on a CPU
     if (n_ctx_session >= 0) {
         FERRY_ASSIGN(runtime::Session session, runtime::Session::create(*e.model, *e.ops, sp));
         e.session = std::make_unique<runtime::Session>(std::move(session));

@@ -70,8 +70,9 @@ struct Params {
     GgmlType cache_type_k = GgmlType::F16;
     GgmlType cache_type_v = GgmlType::F16;
 
-    // -fa, --flash-attn on|off|auto: ferry's attention is always flash-style (online softmax); as in
-    // llama.cpp, "off" forbids a quantized V cache.
+    // -fa, --flash-attn on|off|auto: which of llama.cpp's CPU attention computations ferry reproduces
+    // (runtime::SessionParams::flash_attn); "auto" = on, as llama.cpp decides on a CPU; as in llama.cpp,
+    // "off" forbids a quantized V cache.
     std::string flash_attn = "auto";
 
     // --backend NAME: "cpu" (default) or "reference" (the scalar oracle, for checking).

@@ -8,6 +8,8 @@
 // Runs for each instruction set this CPU supports (AVX2, AVX-512); the others are skipped.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -177,6 +179,57 @@ TEST_P(Kernels, VectorHelpers) {
         table_->round_f16(n, big.data(), r1.data());
         s.round_f16(n, big.data(), r2.data());
         EXPECT_EQ(std::memcmp(r1.data(), r2.data(), size_t(n) * 4), 0) << "round_f16 n=" << n;
+    }
+}
+
+// llama.cpp's attention arithmetic: every table bit-identical with the scalar one (std::fma), on random
+// rows of awkward lengths, F16 values across the range, and softmax inputs down to -inf and -200.
+TEST_P(Kernels, AttentionArithmeticIsBitExact) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+    auto bits = [](float f) { return std::bit_cast<uint32_t>(f); };
+    for (int64_t n : {16, 64, 80, 128, 7, 100, 257}) {
+        const std::vector<float> x = random_floats(size_t(n), 11, 4.0f), z = random_floats(size_t(n), 12, 4.0f);
+        std::vector<uint16_t> hx(static_cast<size_t>(n)), hz(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+            hx[size_t(i)] = fp32_to_fp16(x[size_t(i)]);
+            hz[size_t(i)] = fp32_to_fp16(z[size_t(i)]);
+        }
+        if (n % 16 == 0) {
+            EXPECT_EQ(bits(table_->dot_f16_lanes16(n, hx.data(), hz.data())),
+                      bits(s.dot_f16_lanes16(n, hx.data(), hz.data())));
+            EXPECT_EQ(bits(table_->dot_f32_lanes16(n, x.data(), z.data())),
+                      bits(s.dot_f32_lanes16(n, x.data(), z.data())));
+        }
+        EXPECT_EQ(bits(table_->dot_f16_ggml(n, hx.data(), hz.data())), bits(s.dot_f16_ggml(n, hx.data(), hz.data())))
+            << "n=" << n;
+        std::vector<float> a = z, b = z;
+        table_->fmad_f32(n, a.data(), x.data(), 0.37f);
+        s.fmad_f32(n, b.data(), x.data(), 0.37f);
+        table_->fmad_f16(n, a.data(), hx.data(), -1.3f);
+        s.fmad_f16(n, b.data(), hx.data(), -1.3f);
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), size_t(n) * 4), 0) << "fmad n=" << n;
+        std::vector<uint16_t> ha = hz, hb = hz;
+        table_->fmad_f16_acc16(n, ha.data(), hx.data(), 0.61f);
+        s.fmad_f16_acc16(n, hb.data(), hx.data(), 0.61f);
+        table_->scale_f16(n, ha.data(), 0.3f);
+        s.scale_f16(n, hb.data(), 0.3f);
+        EXPECT_EQ(ha, hb) << "f16 accumulator n=" << n;
+        // Softmax inputs: random scores, some masked (-inf), some far below the maximum.
+        std::vector<float> row = random_floats(size_t(n), 13, 30.0f);
+        for (int64_t i = 0; i < n; i += 5) row[size_t(i)] = -INFINITY;
+        for (int64_t i = 3; i < n; i += 11) row[size_t(i)] = -200.0f;
+        const float mx = *std::max_element(row.begin(), row.end());
+        std::vector<float> ya(static_cast<size_t>(n)), yb(static_cast<size_t>(n));
+        const double sa = table_->soft_max_ggml(n, ya.data(), row.data(), mx);
+        const double sb = s.soft_max_ggml(n, yb.data(), row.data(), mx);
+        EXPECT_EQ(sa, sb) << "soft_max n=" << n;
+        EXPECT_EQ(std::memcmp(ya.data(), yb.data(), size_t(n) * 4), 0) << "soft_max n=" << n;
+        for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(yb[size_t(i)], std::exp(double(row[size_t(i)]) - mx), 2e-6);
+        const std::vector<float> lanes = random_floats(size_t(16 * n), 14);
+        std::vector<float> ra(static_cast<size_t>(n)), rb(static_cast<size_t>(n));
+        table_->reduce_lanes16(n, lanes.data(), ra.data());
+        s.reduce_lanes16(n, lanes.data(), rb.data());
+        EXPECT_EQ(std::memcmp(ra.data(), rb.data(), size_t(n) * 4), 0) << "reduce_lanes16 n=" << n;
     }
 }
 

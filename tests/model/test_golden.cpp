@@ -6,12 +6,20 @@
 //   - mean KLD(llama.cpp || ferry) <= max_mean_kld and top-1 agreement >= min_top1_agree over the
 //     positions compared, and the same top-1 wherever llama.cpp's top-1 minus top-2 logit >= margin_nats;
 //   - batched (each sequence one prefill), token by token (sequence 2 vs seq2.decode.f32), and
-//     sequence 3 in awkward micro-batches (7 and 64); for a transformer both backends are
-//     row-independent, so the split and token-by-token runs must also equal our own batched logits
-//     (1e-4); a hybrid model's recurrent state is computed in another order for a longer micro-batch
-//     (the CPU backend's chunked form), which quantized matmuls and MoE routing amplify as they do
-//     llama.cpp's own, so there the split and token-by-token runs must agree with our batched logits
-//     within the file's KLD and top-1 limits;
+//     sequence 3 in awkward micro-batches (7 and 64), all with flash attention on, as llama.cpp made the
+//     goldens. The CPU backend then reproduces llama.cpp's kernel choice: a micro-batch of >= 64 query
+//     rows takes the tiled F32 attention, fewer rows the one-row kernel that rounds the query to F16
+//     and accumulates V in F16. Like llama.cpp's, its logits therefore depend on the micro-batch size
+//     (the README's decode_vs_batch figures are llama.cpp's own spread), so each of its runs is held to
+//     the file's limits against llama.cpp, not to our own batched logits;
+//   - where the numerics are row-independent the split and token-by-token runs must also equal our
+//     own batched logits (1e-4): the reference backend (plain F32, no kernel choice) and the CPU
+//     backend with flash attention off (llama.cpp's mul_mat + softmax path: the same arithmetic for
+//     every row), checked on sequence 2; its distance from the (flash attention on) goldens is printed
+//     for information (the README: llama.cpp's own -fa off moves these files by up to ~1e-3). A hybrid
+//     model's recurrent state is computed in another order for a longer micro-batch (the CPU
+//     backend's chunked form), which quantized matmuls and MoE routing amplify, so for hybrids those
+//     runs are compared by the file's KLD and top-1 limits instead;
 //   - greedy generation equals llama.cpp's ids up to the first step whose top-1 gap is below the margin.
 #include <gtest/gtest.h>
 
@@ -152,7 +160,8 @@ protected:
     // Fresh context (n_ctx 256 as llama.cpp's run), all tokens' logits.
     std::vector<float> run(std::span<const int32_t> tokens, int64_t n_ubatch, bool token_by_token = false) {
         const std::unique_ptr<backend::Ops> ops = make_ops();
-        auto s = runtime::Session::create(*model_, *ops, {.n_ctx = 256, .n_ubatch = n_ubatch});
+        auto s =
+            runtime::Session::create(*model_, *ops, {.n_ctx = 256, .n_ubatch = n_ubatch, .flash_attn = flash_attn_});
         EXPECT_TRUE(s.ok()) << s.error().message;
         if (!token_by_token) {
             auto l = s->prefill(tokens, runtime::Logits::All);
@@ -174,21 +183,28 @@ protected:
             sc.add(ref.data() + r * size_t(n_vocab_), eng.data() + r * size_t(n_vocab_), n_vocab_, margin_);
     }
 
-    void expect_within_limits(const Score& sc, const char* what) {
+    void expect_within_limits(const Score& sc, const char* what, bool enforce = true) {
         std::printf(
             "[ %-12s %-9s ] %-24s positions %3lld  mean KLD %.3e  max KLD %.3e  top-1 %.2f%%  (limits %.0e, %.1f%%)\n",
             name_.c_str(), backend::backend_name(kind_), what, (long long)sc.n, sc.mean_kld(), sc.kld_max,
             100 * sc.top1(), max_mean_kld_, 100 * min_top1_);
+        if (!enforce) return;
         EXPECT_LE(sc.mean_kld(), max_mean_kld_) << what;
         EXPECT_GE(sc.top1(), min_top1_) << what;
         EXPECT_EQ(sc.margin_violations, 0) << what << ": top-1 differs where llama.cpp's gap >= " << margin_;
     }
 
+    // Row-independent numerics (see the top of the file): the reference, or the CPU without flash attention.
+    bool row_independent() const { return !hybrid_ && (kind_ == backend::BackendKind::Reference || !flash_attn_); }
+
     void expect_self_consistent(const std::vector<float>& run, const std::vector<float>& batched, const char* what) {
-        if (!hybrid_) {
+        if (row_independent()) {
             EXPECT_LE(max_abs_diff(run, batched), 1e-4) << what;
             return;
         }
+        // The CPU backend with flash attention: micro-batch-dependent like llama.cpp; each run was held to
+        // llama.cpp's limits already.
+        if (kind_ == backend::BackendKind::Cpu && flash_attn_) return;
         Score self;
         score(self, batched, run);
         EXPECT_LE(self.mean_kld(), max_mean_kld_) << what;
@@ -204,7 +220,8 @@ protected:
     std::unique_ptr<model::Model> model_;
     int64_t n_vocab_ = 0;
     double max_mean_kld_ = 0, min_top1_ = 0, margin_ = 0;
-    bool hybrid_ = false;  // recurrent state: our own runs are compared by KLD, not bit for bit
+    bool hybrid_ = false;     // recurrent state: our own runs are compared by KLD, not bit for bit
+    bool flash_attn_ = true;  // -fa of the sessions run() makes (on: the goldens' setting)
 };
 
 TEST_P(Golden, Logits) {
@@ -235,6 +252,17 @@ TEST_P(Golden, Logits) {
         expect_within_limits(split, ("seq3 ubatch " + std::to_string(ub)).c_str());
         expect_self_consistent(ours, ours_seq3, ("ubatch " + std::to_string(ub) + " vs one ubatch").c_str());
     }
+
+    // Flash attention off (llama.cpp's other CPU path): row-independent for a transformer, so token by
+    // token and a split must equal batched (hybrids: within the file's limits, see the top).
+    if (kind_ != backend::BackendKind::Cpu) return;
+    flash_attn_ = false;
+    Score off;
+    const std::vector<float> off_seq2 = run(seqs[2], 256);
+    score(off, read_f32(kDir + name_ + "/seq2.f32"), off_seq2);
+    expect_within_limits(off, "seq2 -fa off (info)", /*enforce=*/false);
+    expect_self_consistent(run(seqs[2], 256, /*token_by_token=*/true), off_seq2, "-fa off: token by token vs batched");
+    expect_self_consistent(run(seqs[2], 7), off_seq2, "-fa off: ubatch 7 vs one ubatch");
 }
 
 TEST_P(Golden, GreedyMatchesUpToFirstNearTie) {

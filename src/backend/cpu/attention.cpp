@@ -1,16 +1,36 @@
 // KV cache and attention of the CPU backend.
 //
-// Attention is computed flash-attention style, one (token, head) per work item: the visible keys are
-// visited in blocks of kKeyBlock; each block's scores go to a small buffer, the running maximum is
-// raised if needed (rescaling the accumulated output and normalizer), and the block's values are added
-// with weights exp(score - max). No n_ctx x n_ctx buffer exists; the output is acc / sum at the end.
-// The reference's softmax differs only in summation order.
+// Attention follows llama.cpp's CPU numerics (ggml-cpu on x86 with AVX-512, the build the tests compare
+// with), chosen per layer by KvLayerSpec::flash_attn (-fa) as llama.cpp chooses its kernels:
 //
-// KV cells in F32 / F16 are read in place by the SIMD dot / mad kernels; cells in a block type (BF16,
-// Q8_0, Q4_0, ...) are written with the format's scalar quantizer and, per key block, dequantized into a
-// per-thread scratch buffer, so they read exactly the values the reference dequantizes.
+// * -fa off (llama.cpp's mul_mat + soft_max_ext + mul_mat): each score is the dot of the query row
+//   rounded to K's type (F16) with a K row, summed as tinyBLAS' GEMM sums (16 fused lanes, then a lane
+//   reduction); the softmax of scale * scores over the causal row uses ggml_v_expf on 16-cell steps
+//   counted from cell 0 and a double sum, times float(1 / sum); the output is the dot of the
+//   probabilities rounded to V's type with each V column, again as tinyBLAS sums (lane = cell % 16).
+//   Row-independent: a token's result does not depend on the micro-batch it comes in.
+// * -fa on, fewer than kTiledRows query rows in the micro-batch (decode, short prompts) or a block-type
+//   cache: ggml's one-row flash-attention kernel: the query rounded to K's dot type, each score by
+//   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
+//   softmax over the cells in order (expf, running sum S = fma(S, ms, vs)) with an F16 accumulator
+//   for an F16 V (every multiply-add and rescale rounded to F16), an F32 one otherwise; output acc / S.
+// * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel;
+//   ferry computes the same mathematics in F32 (online softmax over blocks of kKeyBlock cells, the
+//   query unrounded) but not in llama.cpp's exact summation order.
+//
+// Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
+// among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
+// the cache padded to 256 cells, whose extra cells add exact zeros: ferry's 16-cell steps give the same
+// sums as long as that padded length is a multiple of 16, as 256 is.
+//
+// BF16 and block-type caches are written with the format's scalar quantizer; their rows are read by the
+// type's dot / dequantizer. A V cache other than F16 / F32 always takes the flash-attention computation
+// (llama.cpp refuses -fa off with a quantized V; for BF16 V ferry's -fa off equals -fa on). Bit-exact
+// with llama.cpp: F16 K and V on both -fa off and the one-row -fa on path; the other cases follow the
+// same structure with ferry's own kernels for the block types.
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -21,19 +41,48 @@ namespace ferry::backend::cpu {
 namespace {
 
 constexpr int64_t kKeyBlock = 64;
+// llama.cpp's tiled flash-attention kernel takes micro-batches of at least this many query rows
+// (ggml_fa_tile_config::Q).
+constexpr int64_t kTiledRows = 64;
+
+// Keys a query at position qp sees: j <= qp, and qp - j < n_swa with a window; all within [0, n_kv).
+std::pair<int64_t, int64_t> visible_range(int64_t qp, const AttnParams& p) {
+    return {p.n_swa > 0 ? std::max<int64_t>(0, qp - p.n_swa + 1) : 0, std::min<int64_t>(p.n_kv, qp + 1)};
+}
 
 // Cells some query of the micro-batch sees: the union of the tokens' visible ranges (see attention()),
 // what must come from memory at least once; query heads of a GQA group share their KV head's reads.
 uint64_t visible_cells(std::span<const int32_t> pos, const AttnParams& p) {
     int64_t lo = p.n_kv, hi = 0;
     for (int32_t qp : pos) {
-        const int64_t end = std::min<int64_t>(p.n_kv, int64_t(qp) + 1);
-        const int64_t begin = p.n_swa > 0 ? std::max<int64_t>(0, qp - p.n_swa + 1) : 0;
+        const auto [begin, end] = visible_range(qp, p);
         if (begin >= end) continue;
         lo = std::min(lo, begin);
         hi = std::max(hi, end);
     }
     return hi > lo ? uint64_t(hi - lo) : 0;
+}
+
+// Sizes and cache formats of one attention call.
+struct Geometry {
+    int64_t dk, n_head, n_tok, dv, group;
+    const quant::FormatTraits* fk;
+    const quant::FormatTraits* fv;
+    bool k16, k32, v16, v32;
+    int64_t k_row_bytes, v_row_bytes;
+};
+
+Geometry geometry(const Act& q, const KvLayerSpec& s) {
+    Geometry g{};
+    g.dk = q.ne[0], g.n_head = q.ne[1], g.n_tok = q.ne[2], g.dv = s.head_dim_v;
+    g.group = g.n_head / s.n_head_kv;
+    g.fk = quant::find_format(s.type_k);
+    g.fv = quant::find_format(s.type_v);
+    g.k16 = s.type_k == GgmlType::F16, g.k32 = s.type_k == GgmlType::F32;
+    g.v16 = s.type_v == GgmlType::F16, g.v32 = s.type_v == GgmlType::F32;
+    g.k_row_bytes = g.dk / g.fk->block_size * g.fk->type_size;
+    g.v_row_bytes = g.dv / g.fv->block_size * g.fv->type_size;
+    return g;
 }
 
 }  // namespace
@@ -86,22 +135,23 @@ void CpuOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) {
 
 Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
     FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
+    const KvLayerSpec& s = kv_[size_t(kv.id)].spec;
+    FERRY_CHECK(q.ne[0] == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == q.ne[2]);
+    FERRY_CHECK(q.ne[1] % s.n_head_kv == 0 && p.n_kv >= 0 && p.n_kv <= s.n_ctx);
+    const Geometry g = geometry(q, s);
+    traffic().kv_bytes += visible_cells(pos, p) * uint64_t(s.n_head_kv) * uint64_t(g.k_row_bytes + g.v_row_bytes);
+    const bool f16_or_f32 = (s.type_k == GgmlType::F16 || s.type_k == GgmlType::F32) && s.type_k == s.type_v;
+    if (s.flash_attn && q.ne[2] >= kTiledRows && f16_or_f32 && s.head_dim_v % 16 == 0)
+        return attention_f32(q, kv, pos, p);
+    return attention_ggml(q, kv, pos, p);
+}
+
+Act CpuOps::attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
     const KvLayer& layer = kv_[size_t(kv.id)];
     const KvLayerSpec& s = layer.spec;
-    const int64_t dk = q.ne[0], n_head = q.ne[1], n_tok = q.ne[2], dv = s.head_dim_v;
-    FERRY_CHECK(dk == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == n_tok);
-    FERRY_CHECK(n_head % s.n_head_kv == 0 && p.n_kv >= 0 && p.n_kv <= s.n_ctx);
-    const int64_t group = n_head / s.n_head_kv;
-    const quant::KernelTable& kt = *kernels_;
     // F32 and F16 rows are read in place; other types are dequantized a key block at a time.
-    const quant::FormatTraits* fk = quant::find_format(s.type_k);
-    const quant::FormatTraits* fv = quant::find_format(s.type_v);
-    const bool k16 = s.type_k == GgmlType::F16, k32 = s.type_k == GgmlType::F32;
-    const bool v16 = s.type_v == GgmlType::F16, v32 = s.type_v == GgmlType::F32;
-    const int64_t k_row_bytes = dk / fk->block_size * fk->type_size;
-    const int64_t v_row_bytes = dv / fv->block_size * fv->type_size;
-
-    traffic().kv_bytes += visible_cells(pos, p) * uint64_t(s.n_head_kv) * uint64_t(k_row_bytes + v_row_bytes);
+    const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = geometry(q, s);
+    const quant::KernelTable& kt = *kernels_;
 
     Act out = alloc({dv, n_head, n_tok, 1});
     const float* qs = ptr(q);
@@ -116,9 +166,7 @@ Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, c
             const float* qh = qs + item * dk;
             float* acc = y + item * dv;
             std::fill(acc, acc + dv, 0.0f);
-            // Visible keys: j <= qp, and qp - j < n_swa with a window; all within [0, n_kv).
-            const int64_t j_end = std::min<int64_t>(p.n_kv, qp + 1);
-            const int64_t j_begin = p.n_swa > 0 ? std::max<int64_t>(0, qp - p.n_swa + 1) : 0;
+            const auto [j_begin, j_end] = visible_range(qp, p);
             float mx = -INFINITY;
             double sum = 0;
             for (int64_t j0 = j_begin; j0 < j_end; j0 += kKeyBlock) {
@@ -166,6 +214,131 @@ Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, c
                 }
             }
             if (sum > 0) kt.scale_f32(dv, acc, float(1.0 / sum));
+        }
+    });
+    return out;
+}
+
+Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+    const KvLayer& layer = kv_[size_t(kv.id)];
+    const KvLayerSpec& s = layer.spec;
+    const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = geometry(q, s);
+    const quant::KernelTable& kt = *kernels_;
+    // -fa off needs a V that mul_mat reads as F16 / F32 (see the top of the file).
+    const bool flash = s.flash_attn || !(v16 || v32);
+
+    // Queries for a block-type (or BF16) K: rounded / quantized to its dot type as matmul does.
+    std::vector<uint8_t> qbuf;
+    const PreparedAct qa =
+        k16 || k32 ? PreparedAct{nullptr, 0} : prepare_act(s.type_k, ptr(q), n_tok * n_head, dk, qbuf);
+
+    Act out = alloc({dv, n_head, n_tok, 1});
+    const float* qs = ptr(q);
+    float* y = ptr(out);
+    pool_.parallel_for(n_tok * n_head, 1, [&](int64_t b, int64_t e) {
+        std::vector<uint16_t> q16(k16 ? size_t(dk) : 0);
+        std::vector<float> score(size_t(p.n_kv) + 32), prob(size_t(p.n_kv) + 32);
+        std::vector<float> lanes(flash ? 0 : size_t(16 * dv));
+        std::vector<uint16_t> acc16(flash && v16 ? size_t(dv) : 0);
+        std::vector<float> vrow(v16 || v32 ? 0 : size_t(dv));
+        for (int64_t item = b; item < e; ++item) {
+            const int64_t t = item / n_head, h = item % n_head, hk = h / group;
+            const int64_t qp = pos[size_t(t)];
+            const float* qh = qs + item * dk;
+            float* acc = y + item * dv;
+            std::fill(acc, acc + dv, 0.0f);
+            const auto [j_begin, j_end] = visible_range(qp, p);
+            if (j_begin >= j_end) continue;
+            const int64_t n_vis = j_end - j_begin;
+            auto k_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dk; };
+            auto v_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dv; };
+
+            // Raw scores q.k of the visible cells, score[j - j_begin].
+            if (k16) {
+                for (int64_t i = 0; i < dk; ++i) q16[size_t(i)] = fp32_to_fp16(qh[i]);
+                for (int64_t j = j_begin; j < j_end; ++j) {
+                    const uint16_t* kr = layer.k16.data() + k_cell(j);
+                    score[size_t(j - j_begin)] = flash || dk % 16 != 0 ? kt.dot_f16_ggml(dk, kr, q16.data())
+                                                                       : kt.dot_f16_lanes16(dk, kr, q16.data());
+                }
+            } else if (k32) {
+                for (int64_t j = j_begin; j < j_end; ++j) {
+                    const float* kr = layer.k32.data() + k_cell(j);
+                    score[size_t(j - j_begin)] =
+                        flash || dk % 16 != 0 ? kt.dot_f32(dk, kr, qh) : kt.dot_f32_lanes16(dk, kr, qh);
+                }
+            } else {
+                const quant::GemmArgs g{.n = dk,
+                                        .w = layer.kq.data() + (j_begin * s.n_head_kv + hk) * k_row_bytes,
+                                        .w_stride = size_t(s.n_head_kv * k_row_bytes),
+                                        .nr = n_vis,
+                                        .a = static_cast<const uint8_t*>(qa.data) + size_t(item) * qa.stride,
+                                        .a_stride = qa.stride,
+                                        .nc = 1,
+                                        .y = score.data(),
+                                        .ldy = n_vis};
+                gemm_tile(s.type_k, g);
+            }
+
+            if (flash) {
+                // ggml's one-row kernel: online softmax over the cells in order.
+                float m = -INFINITY, sum = 0.0f;
+                if (v16) std::fill(acc16.begin(), acc16.end(), uint16_t(0));
+                for (int64_t j = j_begin; j < j_end; ++j) {
+                    const float sc = score[size_t(j - j_begin)] * p.kq_scale;
+                    float ms = 1.0f, vs = 1.0f;
+                    if (sc > m) {
+                        ms = std::exp(m - sc);
+                        m = sc;
+                        if (v16) {
+                            kt.scale_f16(dv, acc16.data(), ms);
+                        } else {
+                            kt.scale_f32(dv, acc, ms);
+                        }
+                    } else {
+                        vs = std::exp(sc - m);
+                    }
+                    if (v16) {
+                        kt.fmad_f16_acc16(dv, acc16.data(), layer.v16.data() + v_cell(j), vs);
+                    } else if (v32) {
+                        kt.fmad_f32(dv, acc, layer.v32.data() + v_cell(j), vs);
+                    } else {
+                        fv->dequantize_row(layer.vq.data() + (j * s.n_head_kv + hk) * v_row_bytes, vrow.data(), dv);
+                        kt.fmad_f32(dv, acc, vrow.data(), vs);
+                    }
+                    sum = std::fma(sum, ms, vs);
+                }
+                if (v16)
+                    for (int64_t d = 0; d < dv; ++d) acc[d] = fp16_to_fp32(acc16[size_t(d)]);
+                kt.scale_f32(dv, acc, sum == 0.0f ? 0.0f : 1.0f / sum);
+                continue;
+            }
+
+            // -fa off: softmax over the row from the 16-aligned cell c0 (masked cells -inf), then the
+            // probability-weighted V columns in 16 lanes by cell index.
+            const int64_t c0 = j_begin / 16 * 16, c1 = (j_end + 15) / 16 * 16, n_row = c1 - c0;
+            float* row = score.data();
+            std::copy_backward(row, row + n_vis, row + (j_begin - c0) + n_vis);
+            std::fill(row, row + (j_begin - c0), -INFINITY);
+            std::fill(row + (j_end - c0), row + n_row, -INFINITY);
+            float mx = -INFINITY;
+            for (int64_t i = 0; i < n_row; ++i) {
+                if (i >= j_begin - c0 && i < j_end - c0) row[i] *= p.kq_scale;
+                mx = std::max(mx, row[i]);
+            }
+            const double total = kt.soft_max_ggml(n_row, prob.data(), row, mx);
+            const float inv = float(1.0 / total);
+            std::fill(lanes.begin(), lanes.end(), 0.0f);
+            for (int64_t j = j_begin; j < j_end; ++j) {
+                float pj = prob[size_t(j - c0)] * inv;
+                float* lane = lanes.data() + (j % 16) * dv;
+                if (v16) {
+                    kt.fmad_f16(dv, lane, layer.v16.data() + v_cell(j), fp16_to_fp32(fp32_to_fp16(pj)));
+                } else {
+                    kt.fmad_f32(dv, lane, layer.v32.data() + v_cell(j), pj);
+                }
+            }
+            kt.reduce_lanes16(dv, lanes.data(), acc);
         }
     });
     return out;

@@ -101,6 +101,11 @@ private:
     // y [n_tok][n_out] = w x [n_tok][n_in] (matmul without the activation handles).
     void matmul_into(const Tensor& w, const float* x, int64_t n_tok, float* y, std::vector<uint8_t>& scratch);
 
+    // attention's computations (attention.cpp): llama.cpp's tiled flash-attention mathematics in F32,
+    // and its -fa off / one-row flash-attention arithmetic.
+    Act attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
+    Act attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
+
     Act alloc(std::array<int64_t, kMaxDims> ne);
     float* ptr(const Act& a);
     const float* ptr(const Act& a) const;

@@ -7,6 +7,7 @@ void fill_quantizers(KernelTable& t);
 void fill_gemm_q32(KernelTable& t);
 void fill_gemm_k(KernelTable& t);
 void fill_gemm_float(KernelTable& t);
+void fill_attn_ggml(KernelTable& t);
 
 const KernelTable& table() {
     static const KernelTable t = [] {
@@ -20,6 +21,7 @@ const KernelTable& table() {
         fill_gemm_q32(k);
         fill_gemm_k(k);
         fill_gemm_float(k);
+        fill_attn_ggml(k);
         return k;
     }();
     return t;
