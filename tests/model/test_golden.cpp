@@ -6,12 +6,12 @@
 //   - mean KLD(llama.cpp || ferry) <= max_mean_kld and top-1 agreement >= min_top1_agree over the
 //     positions compared, and the same top-1 wherever llama.cpp's top-1 minus top-2 logit >= margin_nats;
 //   - batched (each sequence one prefill), token by token (sequence 2 vs seq2.decode.f32), and
-//     sequence 3 in awkward micro-batches (7 and 64); for a transformer both backends are
-//     row-independent, so the split and token-by-token runs must also equal our own batched logits
-//     (1e-4); a hybrid model's recurrent state is computed in another order for a longer micro-batch
-//     (the CPU backend's chunked form), which quantized matmuls and MoE routing amplify as they do
-//     llama.cpp's own, so there the split and token-by-token runs must agree with our batched logits
-//     within the file's KLD and top-1 limits;
+//     sequence 3 in awkward micro-batches (7 and 64); both backends are row-independent (the Gated
+//     DeltaNet runs token by token in both), so the split and token-by-token runs must also equal our
+//     own batched logits (1e-4);
+//   - the reference backend (plain f32, not ggml's float order) is held to the file's reference_*
+//     limits where the .txt has them (the quantized Qwen3.5 files; see copy_golden_models.py), the CPU
+//     backend always to the manifest's;
 //   - greedy generation equals llama.cpp's ids up to the first step whose top-1 gap is below the margin.
 #include <gtest/gtest.h>
 
@@ -143,10 +143,13 @@ protected:
         ASSERT_TRUE(model.ok()) << model.error().message;
         model_ = std::move(model).value();
         n_vocab_ = model_->info().n_vocab;
-        max_mean_kld_ = std::stod(meta_["max_mean_kld"]);
-        min_top1_ = std::stod(meta_["min_top1_agree"]);
+        auto limit = [&](const std::string& key) {
+            const auto it = meta_.find("reference_" + key);
+            return std::stod(kind_ == backend::BackendKind::Reference && it != meta_.end() ? it->second : meta_[key]);
+        };
+        max_mean_kld_ = limit("max_mean_kld");
+        min_top1_ = limit("min_top1_agree");
         margin_ = std::stod(meta_["margin_nats"]);
-        hybrid_ = !model_->state_layers().empty();
     }
 
     // Fresh context (n_ctx 256 as llama.cpp's run), all tokens' logits.
@@ -185,14 +188,7 @@ protected:
     }
 
     void expect_self_consistent(const std::vector<float>& run, const std::vector<float>& batched, const char* what) {
-        if (!hybrid_) {
-            EXPECT_LE(max_abs_diff(run, batched), 1e-4) << what;
-            return;
-        }
-        Score self;
-        score(self, batched, run);
-        EXPECT_LE(self.mean_kld(), max_mean_kld_) << what;
-        EXPECT_GE(self.top1(), min_top1_) << what;
+        EXPECT_LE(max_abs_diff(run, batched), 1e-4) << what;
     }
 
     std::unique_ptr<backend::Ops> make_ops() const { return backend::make_ops(kind_, 3); }
@@ -204,7 +200,6 @@ protected:
     std::unique_ptr<model::Model> model_;
     int64_t n_vocab_ = 0;
     double max_mean_kld_ = 0, min_top1_ = 0, margin_ = 0;
-    bool hybrid_ = false;  // recurrent state: our own runs are compared by KLD, not bit for bit
 };
 
 TEST_P(Golden, Logits) {
