@@ -362,9 +362,51 @@ void gemv_pairs(const GemmArgs& g) {
 
 #endif
 
+// Decode of a one-chain format: two weight rows at a time, each with its own single accumulator (the
+// operations of tile<K, 1> row by row, so the same bits), interleaved so that the two FMA chains hide
+// each other's latency as the even/odd chains of the two-chain formats do.
+template <class K>
+void gemv_rows2(const GemmArgs& g) {
+    using A = typename K::A;
+    using W = typename K::W;
+    const int64_t nb = g.n / 32;
+    const A* a[1] = {static_cast<const A*>(g.a)};
+    int64_t r = 0;
+    for (; r + 2 <= g.nr; r += 2) {
+        const W* w0 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        const W* w1 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r + 1) * g.w_stride);
+        __m256 acc0[1] = {_mm256_setzero_ps()}, acc1[1] = {_mm256_setzero_ps()};
+        __m128 off0[1] = {_mm_setzero_ps()}, off1[1] = {_mm_setzero_ps()};
+        for (int64_t b = 0; b < nb; ++b) {
+            prefetch_ahead(w0 + b);
+            prefetch_ahead(w1 + b);
+            block_step<K, 1>(w0[b], K::unpack(w0[b]), a, b, acc0, off0);
+            block_step<K, 1>(w1[b], K::unpack(w1[b]), a, b, acc1, off1);
+        }
+        float v0 = hsum(acc0[0]), v1 = hsum(acc1[0]);
+        if constexpr (K::kOffset) {
+            v0 += _mm_cvtss_f32(_mm_shuffle_ps(off0[0], off0[0], 1));
+            v1 += _mm_cvtss_f32(_mm_shuffle_ps(off1[0], off1[0], 1));
+        }
+        g.y[r] = v0;
+        g.y[r + 1] = v1;
+    }
+    if (r < g.nr) {
+        GemmArgs last = g;
+        last.w = static_cast<const uint8_t*>(g.w) + r * g.w_stride;
+        last.nr = g.nr - r;
+        last.y = g.y + r;
+        tile<K, 1>(last, 0);
+    }
+}
+
 // Columns in ymm tiles of kMaxCols, the remainder with a smaller tile.
 template <class K>
 void gemm_ymm(const GemmArgs& g) {
+    if (!K::kTwoChains && g.nc == 1) {
+        gemv_rows2<K>(g);
+        return;
+    }
     int64_t c = 0;
     for (; c + kMaxCols <= g.nc; c += kMaxCols) tile<K, kMaxCols>(g, c);
     switch (g.nc - c) {
