@@ -418,7 +418,7 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode takes gemv_pairs (two chains) or tile<K, 1> (one chain); rows too long for the scale
+// Decode takes gemv_pairs (two chains) or gemv_rows2 (one chain); rows too long for the scale
 // buffers take the ymm tiles (same per-column results).
 template <class K>
 void gemm(const GemmArgs& g) {
