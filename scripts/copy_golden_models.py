@@ -11,7 +11,9 @@ Output (tests/data/models/):
     <file>/seq2.decode.f32       the token-by-token run of sequence 2
     <file>.txt                   one `key values...` line each: arch, n_vocab, max_mean_kld,
                                  min_top1_agree, margin_nats, greedy_prompt, greedy_ids, greedy_gaps
-                                 (limits: manifest.json's `recommended`, except LIMIT_OVERRIDES)
+                                 (limits: manifest.json's `recommended`, except LIMIT_OVERRIDES;
+                                 reference_max_mean_kld / reference_min_top1_agree for the
+                                 reference backend where REFERENCE_LIMITS has the file)
     sequences.txt                `seq <index> <ids...>` per sequence
 """
 import json
@@ -19,19 +21,24 @@ import os
 import shutil
 import sys
 
-# Per-file changes to manifest.json's recommended limits, with the reason. The quantized Qwen3.5 files
-# (dense and MoE): ferry's F16 logits of the same models sit at llama.cpp's own noise floor (mean KLD
-# 0.8e-6 .. 1.5e-6), so the architecture matches; with quantized weights every matmul re-quantizes its
-# input (Q8_0 / Q8_K), and float-level differences in the Gated DeltaNet layers flip those roundings
-# (llama.cpp's own recurrent-vs-chunked change moves qwen35-Q4_K_M by 7.3e-4). ferry measures 2-3x the
-# manifest's limits on these files (qwen35-Q4_K_M 1.3e-3 .. 1.8e-3, qwen35moe-Q8_0 5.8e-4 .. 6.4e-4,
-# qwen35moe-Q4_K_M 8.5e-4 .. 9.5e-4, qwen35moe-MXFP4_MOE 6.2e-4 .. 7.4e-4) with the same top-1 wherever
-# llama.cpp's gap is >= 0.5. llama.cpp itself (the .venv's llama-cpp-python build, on the CI machine)
-# lands at the limits too: qwen35-Q4_K_M 9.6e-4 (limit 1e-3), qwen35moe-Q8_0 2.9e-4 (3e-4),
-# qwen35moe-MXFP4_MOE 3.1e-4 (4e-4), qwen35moe-Q4_K_M 3.8e-4 (7e-4); ferry is about twice that. So the
-# limits are widened to the measured values plus margin rather than the files dropped. (The shipped logits
-# were made with flash attention on; the numbers per llama.cpp setting are in docs/quality.md.)
+# Per-file changes to manifest.json's recommended limits, with the reason. Since the CPU backend computes
+# ggml's float order (docs/quality.md, "The golden quantized files against llama.cpp"), its batched and
+# split logits of every file are within the manifest's limits (mean KLD 0 .. 5e-5), and with llama.cpp's
+# one-row flash-attention kernel emulated the token-by-token run of every file but one too. That one is
+# qwen35moe-Q4_K_M: its token-by-token run measures 9.1e-4 (limit 7e-4) with one top-1 flip in 64
+# (98.4%, limit 99%): the K-quant one-row matmuls are not yet in llama.cpp's exact order (llama-Q4_K_M
+# and qwen35-Q4_K_M show the same gap there, 2.3e-4 and 4.2e-4, inside their limits).
 LIMIT_OVERRIDES = {
+    "qwen35moe-Q4_K_M": {"max_mean_kld": 0.0012, "min_top1_agree": 0.98},
+}
+
+# Limits for the reference backend only (written as reference_* lines; tests/model/test_golden.cpp). The
+# reference is the plain f32 oracle: it quantizes activations as ggml does but sums in its own order,
+# so on the quantized Qwen3.5 files, where every Gated DeltaNet layer feeds re-quantized matmuls, it
+# lands where the CPU backend was before it followed ggml's order (measured: qwen35-Q4_K_M 1.6e-3 ..
+# 1.7e-3, qwen35moe-Q8_0 5.9e-4 .. 6.4e-4 with top-1 96.5%, qwen35moe-Q4_K_M 4.3e-4 .. 9.5e-4 with
+# top-1 98%, qwen35moe-MXFP4_MOE about 6e-4 .. 8e-4).
+REFERENCE_LIMITS = {
     "qwen35-Q4_K_M": {"max_mean_kld": 0.0025, "min_top1_agree": 0.96},
     "qwen35moe-Q8_0": {"max_mean_kld": 0.001, "min_top1_agree": 0.96},
     "qwen35moe-Q4_K_M": {"max_mean_kld": 0.0015, "min_top1_agree": 0.96},
@@ -68,6 +75,8 @@ def main():
             f.write("max_mean_kld %r\n" % rec["max_mean_kld"])
             f.write("min_top1_agree %r\n" % rec["min_top1_agree"])
             f.write("margin_nats %r\n" % rec["margin_nats"])
+            for key, value in REFERENCE_LIMITS.get(name, {}).items():
+                f.write("reference_%s %r\n" % (key, value))
             f.write("greedy_prompt %s\n" % " ".join(str(i) for i in greedy["prompt_ids"]))
             f.write("greedy_ids %s\n" % " ".join(str(i) for i in greedy["generated_ids"]))
             f.write("greedy_gaps %s\n" % " ".join(repr(g) for g in greedy["top1_minus_top2_logit"]))

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+#include "backend/cpu/ggml_math.h"
+
 namespace ferry::backend {
 namespace {
 
@@ -40,7 +42,8 @@ void check_moe_shapes(const Act& x, const MoeWeights& w, const MoeParams& p) {
     if (w.gate_inp_shexp) check_matrix(w.gate_inp_shexp, n_embd, 1, 1);
 }
 
-void moe_route(const float* logits, int64_t n_tok, const MoeParams& p, int32_t* experts, float* weights) {
+void moe_route(const float* logits, int64_t n_tok, const MoeParams& p, int32_t* experts, float* weights,
+               bool ggml_softmax) {
     const int64_t n = p.n_expert, k = p.n_expert_used;
     std::vector<float> prob(static_cast<size_t>(n)), key(static_cast<size_t>(n));
     std::vector<int32_t> idx(static_cast<size_t>(n));
@@ -49,11 +52,25 @@ void moe_route(const float* logits, int64_t n_tok, const MoeParams& p, int32_t* 
         if (p.gating == MoeGating::Softmax) {
             const float mx = *std::max_element(l, l + n);
             double sum = 0;
-            for (int64_t i = 0; i < n; ++i) {
-                prob[size_t(i)] = std::exp(l[i] - mx);
-                sum += prob[size_t(i)];
+            if (ggml_softmax) {
+                const int64_t nv = cpu::ggml_vec_part(n);
+                for (int64_t i = 0; i < nv; i += 16) {
+                    for (int64_t j = 0; j < 16; ++j) prob[size_t(i + j)] = cpu::ggml_expf(l[i + j] - mx);
+                    sum += double(cpu::ggml_reduce16(prob.data() + i));
+                }
+                for (int64_t i = nv; i < n; ++i) {
+                    prob[size_t(i)] = std::exp(l[i] - mx);
+                    sum += prob[size_t(i)];
+                }
+                const float inv = float(1.0 / sum);
+                for (float& v : prob) v *= inv;
+            } else {
+                for (int64_t i = 0; i < n; ++i) {
+                    prob[size_t(i)] = std::exp(l[i] - mx);
+                    sum += prob[size_t(i)];
+                }
+                for (float& v : prob) v = float(v / sum);
             }
-            for (float& v : prob) v = float(v / sum);
         } else {
             for (int64_t i = 0; i < n; ++i) prob[size_t(i)] = 1.0f / (1.0f + std::exp(-l[i]));
         }
@@ -65,12 +82,13 @@ void moe_route(const float* logits, int64_t n_tok, const MoeParams& p, int32_t* 
         });
         int32_t* e = experts + t * k;
         float* w = weights + t * k;
-        float sum = 0.0f;
+        double wsum = 0.0;  // as ggml's sum_rows: in double, rounded once
         for (int64_t j = 0; j < k; ++j) {
             e[j] = idx[size_t(j)];
             w[j] = prob[size_t(e[j])];
-            sum += w[j];
+            wsum += w[j];
         }
+        float sum = float(wsum);
         if (p.norm_topk) {
             sum = std::max(sum, kMinWeightSum);
             for (int64_t j = 0; j < k; ++j) w[j] /= sum;

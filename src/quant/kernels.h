@@ -57,6 +57,9 @@ struct KernelTable {
 
     // Indexed by GgmlType id of the weight; nullptr = use the scalar vec_dot.
     GemmFn gemm[kMaxTypeId];
+    // Q4_K weights whose row count is a multiple of 8, in the float order of llama.cpp's repacked
+    // Q4_K GEMM (x86/gemm_k.cpp); nullptr = gemm[Q4_K].
+    GemmFn gemm_q4k_8x8;
     // Activation quantizers, bit-exact with quantize_act_row_q8_0 / _q8_1 and quantize_row_q8_k
     // (quant::activation_quantizer); nullptr = scalar.
     QuantizeFn quantize_q8_0;

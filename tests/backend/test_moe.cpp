@@ -219,9 +219,10 @@ TEST_P(CpuMoe, MatchesReferenceAndReadsOnlyChosenExperts) {
     ASSERT_TRUE(all_finite(yr));
     ASSERT_TRUE(all_finite(yc));
     const double e = nmse(yc, yr);
-    // Both quantize identically; only float summation order differs, which can move a rounding of
-    // the down projection's quantized input.
-    EXPECT_LE(e, 1e-7) << "gate " << type_name(ty.gate) << " up " << type_name(ty.up) << " down " << type_name(ty.down);
+    // Both quantize identically; float summation order differs, and the CPU backend's SiLU uses ggml's
+    // vector exp (one ulp from the reference's std::exp), which can move a rounding of the down
+    // projection's quantized input.
+    EXPECT_LE(e, 1e-6) << "gate " << type_name(ty.gate) << " up " << type_name(ty.up) << " down " << type_name(ty.down);
     EXPECT_EQ(ref.traffic().weight_bytes, s.expected_weight_bytes(count));
     EXPECT_EQ(cpu.traffic().weight_bytes, s.expected_weight_bytes(count));
 

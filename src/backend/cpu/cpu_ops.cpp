@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "backend/cpu/ggml_math.h"
 #include "core/fp16.h"
 #include "quant/formats.h"
 
@@ -18,8 +19,6 @@ const float* weight_f32(const Tensor& w, int64_t n) {
     FERRY_CHECK(w.type == GgmlType::F32 && w.ne[0] == n && w.n_rows() == 1);
     return static_cast<const float*>(w.data);
 }
-
-float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
 
 float gelu_f(float x) {
     constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
@@ -105,8 +104,9 @@ Act CpuOps::rms_norm(const Act& x, const Tensor* w, float eps) {
                            for (int64_t r = rb; r < re; ++r) {
                                const float* xr = xs + r * n;
                                float* yr = y + r * n;
+                               // ggml's order: each square rounded to float, summed in double.
                                double sum = 0;
-                               for (int64_t i = 0; i < n; ++i) sum += double(xr[i]) * double(xr[i]);
+                               for (int64_t i = 0; i < n; ++i) sum += double(xr[i] * xr[i]);
                                const float s = 1.0f / std::sqrt(float(sum / double(n)) + eps);
                                if (wd) {
                                    for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * s * wd[i];
@@ -189,13 +189,31 @@ Act CpuOps::mul(const Act& a, const Act& b) {
 Act CpuOps::scale(const Act& a, float s) {
     return unary(a, [s](float x) { return x * s; });
 }
-Act CpuOps::silu(const Act& a) { return unary(a, silu_f); }
+Act CpuOps::silu(const Act& a) {
+    const int64_t n = a.ne[0];
+    Act out = alloc(a.ne);
+    const float* x = ptr(a);
+    float* y = ptr(out);
+    parallel_elements(a.n_elements(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) y[i] = ggml_silu_at(x[i], i % n, n);
+    });
+    return out;
+}
 Act CpuOps::gelu(const Act& a) { return unary(a, gelu_f); }
 Act CpuOps::sigmoid(const Act& a) {
     return unary(a, [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
 }
 Act CpuOps::swiglu(const Act& gate, const Act& up) {
-    return binary(gate, up, [](float g, float u) { return silu_f(g) * u; });
+    FERRY_CHECK(gate.ne == up.ne);
+    const int64_t n = gate.ne[0];
+    Act out = alloc(gate.ne);
+    const float* g = ptr(gate);
+    const float* u = ptr(up);
+    float* y = ptr(out);
+    parallel_elements(gate.n_elements(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) y[i] = ggml_silu_at(g[i], i % n, n) * u[i];
+    });
+    return out;
 }
 Act CpuOps::geglu(const Act& gate, const Act& up) {
     return binary(gate, up, [](float g, float u) { return gelu_f(g) * u; });

@@ -9,12 +9,15 @@
 //   - attention: flash-attention style, one (token, head) per work item: online softmax over the
 //     visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16 cells are
 //     kept as halves (half the memory traffic of the reference's widened floats).
-//   - gated_delta_net: one V head per work item (heads are independent); a single token runs the
-//     recurrence, a longer micro-batch the chunked form (gdn.cpp), which equals it up to rounding.
+//   - gated_delta_net: one V head per work item (heads are independent), the recurrence token by token
+//     in llama.cpp's float order (gdn.cpp), whatever the micro-batch size.
 //   - every other op follows the reference formula, threaded over rows where the size pays for it.
 //
 // Results equal the reference up to float summation order (compared by NMSE in tests/backend), and a
-// token's results do not depend on which other tokens share its micro-batch.
+// token's results do not depend on which other tokens share its micro-batch. Where the two differ in
+// order, the CPU backend follows ggml's (matmul accumulation per weight type, SiLU and soft_max with
+// ggml's vector exp, norms, the delta rule; see ggml_math.h), so that its logits match llama.cpp's
+// golden ones: quantized matmuls re-quantize their inputs, and a one-ulp difference can flip a rounding.
 #pragma once
 
 #include <deque>
@@ -95,7 +98,10 @@ private:
     };
     PreparedAct prepare_act(GgmlType w_type, const float* x, int64_t n_rows, int64_t n_in, std::vector<uint8_t>& buf);
     // One tile through the fast kernel of w_type, or the scalar vec_dot fallback.
-    void gemm_tile(GgmlType w_type, const quant::GemmArgs& g) const;
+    // One GEMM tile of weight w (2-D, or one expert of a 3-D tensor: w.ne[1] rows each).
+    void gemm_tile(const Tensor& w, const quant::GemmArgs& g) const;
+    // One tile of rows of `type` with ggml's vec_dot order (KV cache rows: never repacked).
+    void gemm_tile(GgmlType type, const quant::GemmArgs& g) const;
     // Weight rows per work item for a product with n_cols activation columns.
     int64_t gemm_rows_per_item(int64_t n_rows_total, int64_t n_cols) const;
     // y [n_tok][n_out] = w x [n_tok][n_in] (matmul without the activation handles).

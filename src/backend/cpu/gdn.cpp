@@ -1,92 +1,100 @@
-// Gated DeltaNet on the CPU: recurrent state layers, the causal conv, and the delta rule in chunked form.
+// Gated DeltaNet on the CPU: recurrent state layers, the causal conv, and the delta rule.
 //
-// Per V head the recurrence (ops.h) is S_t = a_t (I - b_t k_t k_t^T) S_{t-1} + b_t k_t v_t^T, o_t = S_t^T q_t.
-// Unrolled over a chunk of c <= 64 tokens that starts from state S0, with g_i = log a_i and
-// gamma_i = g_0 + ... + g_i, the values each token writes, delta_i, satisfy
-//   delta_i = b_i (v_i - e^{gamma_i} S0^T k_i) - sum_{j<i} b_i e^{gamma_i - gamma_j} (k_i . k_j) delta_j
-// (the unit-lower-triangular system (I + A) Delta = U - W S0 of the WY form, solved by forward
-// substitution), and then
-//   o_i   = e^{gamma_i} S0^T q_i + sum_{j<=i} e^{gamma_i - gamma_j} (q_i . k_j) delta_j
-//   S_end = e^{gamma_last} S0 + sum_i e^{gamma_last - gamma_i} k_i delta_i^T.
-// S0 is streamed three times per chunk instead of twice per token, and every exponent is <= 0. A chunk of
-// one token is exactly the recurrence. Results equal the reference (token by token) up to rounding.
+// Per V head the recurrence (ops.h) is S_t = a_t (I - b_t k_t k_t^T) S_{t-1} + b_t k_t v_t^T, o_t = S_t^T q_t,
+// computed token by token for every micro-batch size in the float order of llama.cpp's fused
+// GATED_DELTA_NET CPU op (delta_rule_run below), which llama.cpp uses for prefill and decode alike: a
+// micro-batch's results equal the same tokens decoded one at a time, bit for bit, and match the golden
+// logits' arithmetic. The conv, the L2 norm and the gates follow ggml's ops the same way (ggml_math.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/ggml_math.h"
 
 namespace ferry::backend::cpu {
 namespace {
 
-constexpr int64_t kChunk = 64;
-
-float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
 float sigmoid_f(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float softplus_f(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+// ggml softplus: logf(1 + expf(x)) (not log1pf), the input itself above 20.
+float softplus_f(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
 
 const float* weight_f32(const Tensor& w, int64_t n) {
     FERRY_CHECK(w.type == GgmlType::F32 && w.ne[0] == n && w.n_rows() == 1);
     return static_cast<const float*>(w.data);
 }
 
-struct HeadChunk {
-    int64_t dk, dv, c;
-    const float* q;  // [c][dk], already scaled by 1/sqrt(dk)
-    const float* k;  // [c][dk]
-    const float* v;  // [c][dv]
-    const float* g;  // [c] log decay
-    const float* b;  // [c] beta after the sigmoid
+// One V head over a run of tokens, in the float order of ggml's fused GATED_DELTA_NET CPU op (llama.cpp
+// builds prefill and decode alike with it), per token t:
+//   S *= expf(g_t)                                   (element-wise)
+//   delta_j = (v_j - dot_i(S[i][j], k_i)) * b_t      (every j)
+//   S[i][j] = fma(k_i, delta_j, S[i][j])
+//   o_j     = dot_i(S[i][j], q_i) * (1 / sqrt(dk))
+// where dot is ggml_vec_dot_f32 (ggml_math.h: four 16-float accumulators over 64-element steps, then its
+// tree). ggml keeps S transposed and dots its rows; here S is [dk][dv] and every column's dot runs at once:
+// the 64 accumulators are rows of dv floats (acc[i % 64] += S[i] * x_i, one fused multiply-add per
+// element, as each of ggml's lanes does) combined in ggml's order.
+struct HeadRun {
+    int64_t dk, dv, n;
+    const float* q;  // [n][q_stride], row t at q + t * q_stride
+    const float* k;
+    int64_t qk_stride;
+    const float* v;  // row t at v + t * v_stride
+    int64_t v_stride;
+    const float* g;  // [n] log decay
+    const float* b;  // [n] beta after the sigmoid
     float* S;        // [dk][dv], updated in place
-    float* o;        // [c][dv]
+    float* o;        // row t at o + t * o_stride
+    int64_t o_stride;
     std::vector<float>* scratch;
-    const quant::KernelTable* kt;  // SIMD dot / mad / scale
+    const quant::KernelTable* kt;
 };
 
-void delta_rule_chunk(const HeadChunk& h) {
-    const int64_t dk = h.dk, dv = h.dv, c = h.c;
-    const quant::KernelTable& kt = *h.kt;
-    auto axpy = [&](float* y, float s, const float* x, int64_t n) { kt.mad_f32(n, y, x, s); };
-    auto dot = [&](const float* a, const float* b, int64_t n) { return kt.dot_f32(n, a, b); };
-    std::vector<float>& sc = *h.scratch;
-    sc.assign(size_t(c * dv * 2 + c), 0.0f);
-    float* delta = sc.data();     // [c][dv]
-    float* s0q = delta + c * dv;  // [c][dv]
-    float* gamma = s0q + c * dv;  // [c]
-    float acc = 0.0f;
-    for (int64_t i = 0; i < c; ++i) gamma[i] = acc += h.g[i];
+// out[j] = ggml_vec_dot_f32 over i of (S[i][j], x[i]), for every j < dv. acc: 64 * dv floats.
+void column_dots(const float* S, const float* x, int64_t dk, int64_t dv, float* acc, float* out,
+                 const quant::KernelTable& kt) {
+    const int64_t np = dk - dk % 64;
+    std::fill(acc, acc + 64 * dv, 0.0f);
+    for (int64_t i = 0; i < np; ++i) kt.mad_f32(dv, acc + (i % 64) * dv, S + i * dv, x[i]);
+    // Lane l of accumulator a is acc[16 a + l]: a0 + a2, a1 + a3, then the two, then the 16 lanes as
+    // _mm512_reduce_add_ps (halves, quarters, pairs).
+    for (int64_t l = 0; l < 16; ++l) {
+        float* r = acc + l * dv;
+        const float* r1 = acc + (16 + l) * dv;
+        const float* r2 = acc + (32 + l) * dv;
+        const float* r3 = acc + (48 + l) * dv;
+        for (int64_t j = 0; j < dv; ++j) r[j] = (r[j] + r2[j]) + (r1[j] + r3[j]);
+    }
+    for (int64_t step = 8; step >= 4; step /= 2)
+        for (int64_t l = 0; l < step; ++l) {
+            float* r = acc + l * dv;
+            const float* h = acc + (l + step) * dv;
+            for (int64_t j = 0; j < dv; ++j) r[j] = h[j] + r[j];
+        }
+    for (int64_t j = 0; j < dv; ++j) out[j] = (acc[j] + acc[2 * dv + j]) + (acc[dv + j] + acc[3 * dv + j]);
+    for (int64_t i = np; i < dk; ++i) kt.mad_f32(dv, out, S + i * dv, x[i]);
+}
 
-    // delta_i starts as b_i (v_i - e^{gamma_i} S0^T k_i); s0q_i = S0^T q_i.
-    for (int64_t m = 0; m < dk; ++m) {
-        const float* srow = h.S + m * dv;
-        for (int64_t i = 0; i < c; ++i) {
-            axpy(delta + i * dv, h.k[i * dk + m], srow, dv);
-            axpy(s0q + i * dv, h.q[i * dk + m], srow, dv);
-        }
-    }
-    for (int64_t i = 0; i < c; ++i) {
-        const float e = std::exp(gamma[i]);
-        float* di = delta + i * dv;
-        for (int64_t j = 0; j < dv; ++j) di[j] = h.b[i] * (h.v[i * dv + j] - e * di[j]);
-        // Forward substitution against the earlier tokens of the chunk.
-        for (int64_t j = 0; j < i; ++j) {
-            const float a = h.b[i] * std::exp(gamma[i] - gamma[j]) * dot(h.k + i * dk, h.k + j * dk, dk);
-            axpy(di, -a, delta + j * dv, dv);
-        }
-    }
-    for (int64_t i = 0; i < c; ++i) {
-        float* oi = h.o + i * dv;
-        const float e = std::exp(gamma[i]);
-        for (int64_t j = 0; j < dv; ++j) oi[j] = e * s0q[i * dv + j];
-        for (int64_t j = 0; j <= i; ++j)
-            axpy(oi, std::exp(gamma[i] - gamma[j]) * dot(h.q + i * dk, h.k + j * dk, dk), delta + j * dv, dv);
-    }
-    const float e_last = std::exp(gamma[c - 1]);
-    for (int64_t m = 0; m < dk; ++m) {
-        float* srow = h.S + m * dv;
-        kt.scale_f32(dv, srow, e_last);
-        for (int64_t i = 0; i < c; ++i)
-            axpy(srow, std::exp(gamma[c - 1] - gamma[i]) * h.k[i * dk + m], delta + i * dv, dv);
+void delta_rule_run(const HeadRun& h) {
+    const int64_t dk = h.dk, dv = h.dv;
+    const quant::KernelTable& kt = *h.kt;
+    std::vector<float>& sc = *h.scratch;
+    sc.resize(size_t(66 * dv));
+    float* acc = sc.data();
+    float* delta = acc + 64 * dv;
+    float* dots = delta + dv;
+    const float scale = 1.0f / std::sqrt(float(dk));  // ggml's S_v: its op requires dk == dv
+    for (int64_t t = 0; t < h.n; ++t) {
+        const float* q = h.q + t * h.qk_stride;
+        const float* k = h.k + t * h.qk_stride;
+        const float* v = h.v + t * h.v_stride;
+        float* o = h.o + t * h.o_stride;
+        kt.scale_f32(dk * dv, h.S, std::exp(h.g[t]));
+        column_dots(h.S, k, dk, dv, acc, dots, kt);
+        for (int64_t j = 0; j < dv; ++j) delta[j] = (v[j] - dots[j]) * h.b[t];
+        for (int64_t i = 0; i < dk; ++i) kt.mad_f32(dv, h.S + i * dv, delta, k[i]);
+        column_dots(h.S, q, dk, dv, acc, dots, kt);
+        for (int64_t j = 0; j < dv; ++j) o[j] = dots[j] * scale;
     }
 }
 
@@ -110,8 +118,9 @@ Act CpuOps::l2_norm(const Act& x, float eps) {
     pool_.parallel_for(x.n_rows(), std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t rb, int64_t re) {
         for (int64_t r = rb; r < re; ++r) {
             const float* xr = xs + r * n;
+            // ggml's l2_norm: each square rounded to float, summed in double; 1 / max(sqrtf(sum), eps).
             double sum = 0;
-            for (int64_t i = 0; i < n; ++i) sum += double(xr[i]) * double(xr[i]);
+            for (int64_t i = 0; i < n; ++i) sum += double(xr[i] * xr[i]);
             const float s = 1.0f / std::max(std::sqrt(float(sum)), eps);
             for (int64_t i = 0; i < n; ++i) y[r * n + i] = xr[i] * s;
         }
@@ -137,11 +146,12 @@ Act CpuOps::ssm_conv(const Act& x, const Tensor& w, StateHandle s) {
         for (int64_t t = 0; t < n_tok; ++t) {
             float* yt = y + t * ch;
             for (int64_t c = cb; c < ce; ++c) yt[c] = 0.0f;
+            // ggml's ssm_conv: one fused multiply-add per tap, taps in order; then its SiLU over the row.
             for (int64_t j = 0; j < kw; ++j) {
                 const float* u = row(t + j);
-                for (int64_t c = cb; c < ce; ++c) yt[c] += wd[c * kw + j] * u[c];
+                for (int64_t c = cb; c < ce; ++c) yt[c] = std::fma(u[c], wd[c * kw + j], yt[c]);
             }
-            for (int64_t c = cb; c < ce; ++c) yt[c] = silu_f(yt[c]);
+            for (int64_t c = cb; c < ce; ++c) yt[c] = ggml_silu_at(yt[c], c, ch);
         }
         // The new state: the last n_state window rows (read before any is overwritten: rows move up).
         for (int64_t r = 0; r < n_state; ++r) {
@@ -165,40 +175,30 @@ Act CpuOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act&
     const float *qs = ptr(q), *ks = ptr(k), *vs = ptr(v), *as = ptr(alpha), *bs = ptr(beta);
     Act out = alloc({dv, hv, n_tok, 1});
     float* y = ptr(out);
-    const float q_scale = 1.0f / std::sqrt(float(dk));
     pool_.parallel_for(hv, 1, [&](int64_t hb, int64_t he) {
-        std::vector<float> qc(size_t(kChunk * dk)), kc(size_t(kChunk * dk)), vc(size_t(kChunk * dv));
-        std::vector<float> gc(static_cast<size_t>(kChunk)), bc(static_cast<size_t>(kChunk)), oc(size_t(kChunk * dv)),
-            scratch;
+        std::vector<float> gc(static_cast<size_t>(n_tok)), bc(static_cast<size_t>(n_tok)), scratch;
         for (int64_t h = hb; h < he; ++h) {
             const int64_t kh = h % hk;
-            for (int64_t t0 = 0; t0 < n_tok; t0 += kChunk) {
-                const int64_t c = std::min(kChunk, n_tok - t0);
-                for (int64_t i = 0; i < c; ++i) {
-                    const int64_t t = t0 + i;
-                    for (int64_t m = 0; m < dk; ++m) {
-                        qc[size_t(i * dk + m)] = qs[(t * hk + kh) * dk + m] * q_scale;
-                        kc[size_t(i * dk + m)] = ks[(t * hk + kh) * dk + m];
-                    }
-                    std::copy(vs + (t * hv + h) * dv, vs + (t * hv + h + 1) * dv, vc.data() + i * dv);
-                    gc[size_t(i)] = a_log[h] * softplus_f(as[t * hv + h] + dt[h]);
-                    bc[size_t(i)] = sigmoid_f(bs[t * hv + h]);
-                }
-                delta_rule_chunk({.dk = dk,
-                                  .dv = dv,
-                                  .c = c,
-                                  .q = qc.data(),
-                                  .k = kc.data(),
-                                  .v = vc.data(),
-                                  .g = gc.data(),
-                                  .b = bc.data(),
-                                  .S = l.ssm.data() + h * dk * dv,
-                                  .o = oc.data(),
-                                  .scratch = &scratch,
-                                  .kt = kernels_});
-                for (int64_t i = 0; i < c; ++i)
-                    std::copy(oc.data() + i * dv, oc.data() + (i + 1) * dv, y + ((t0 + i) * hv + h) * dv);
+            for (int64_t t = 0; t < n_tok; ++t) {
+                // ggml: softplus(alpha + dt_bias) * ssm_a, and the sigmoid of beta.
+                gc[size_t(t)] = softplus_f(as[t * hv + h] + dt[h]) * a_log[h];
+                bc[size_t(t)] = sigmoid_f(bs[t * hv + h]);
             }
+            delta_rule_run({.dk = dk,
+                            .dv = dv,
+                            .n = n_tok,
+                            .q = qs + kh * dk,
+                            .k = ks + kh * dk,
+                            .qk_stride = hk * dk,
+                            .v = vs + h * dv,
+                            .v_stride = hv * dv,
+                            .g = gc.data(),
+                            .b = bc.data(),
+                            .S = l.ssm.data() + h * dk * dv,
+                            .o = y + h * dv,
+                            .o_stride = hv * dv,
+                            .scratch = &scratch,
+                            .kt = kernels_});
         }
     });
     return out;

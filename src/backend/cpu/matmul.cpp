@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/ggml_math.h"
 #include "core/fp16.h"
 #include "quant/formats.h"
 
@@ -64,12 +65,21 @@ CpuOps::PreparedAct CpuOps::prepare_act(GgmlType w_type, const float* xs, int64_
     return {qa, a_stride};
 }
 
-void CpuOps::gemm_tile(GgmlType w_type, const quant::GemmArgs& g) const {
-    const quant::GemmFn fast = kernels_->gemm_for(w_type);
+void CpuOps::gemm_tile(const Tensor& w, const quant::GemmArgs& g) const {
+    // llama.cpp repacks Q4_K weights with a multiple of 8 rows; their GEMM has its own float order.
+    if (w.type == GgmlType::Q4_K && w.ne[1] % 8 == 0 && kernels_->gemm_q4k_8x8 != nullptr) {
+        kernels_->gemm_q4k_8x8(g);
+        return;
+    }
+    gemm_tile(w.type, g);
+}
+
+void CpuOps::gemm_tile(GgmlType type, const quant::GemmArgs& g) const {
+    const quant::GemmFn fast = kernels_->gemm_for(type);
     if (fast) {
         fast(g);
     } else {
-        scalar_gemm(*quant::find_format(w_type), g);
+        scalar_gemm(*quant::find_format(type), g);
     }
 }
 
@@ -84,6 +94,18 @@ void CpuOps::matmul_into(const Tensor& w, const float* xs, int64_t n_tok, float*
     const int64_t n_in = w.ne[0], n_out = w.ne[1];
     FERRY_CHECK(n_in % wf->block_size == 0);
 
+    // F32 weights with a row count that is not a multiple of 4 or rows not a multiple of 16 long (a
+    // shared expert's gate, {n_embd, 1}): ggml's llamafile GEMM declines these and ggml computes each
+    // output with ggml_vec_dot_f32, whose float order differs from the tiles'; so does this.
+    if (w.type == GgmlType::F32 && (n_out % 4 != 0 || n_in % 16 != 0)) {
+        const auto* wb = static_cast<const uint8_t*>(w.data);
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < n_out; ++r)
+                y[t * n_out + r] =
+                    ggml_dot_f32(n_in, reinterpret_cast<const float*>(wb + uint64_t(r) * w.nb[1]), xs + t * n_in);
+        return;
+    }
+
     // 1. Activations in the paired format, one row per token.
     const PreparedAct act = prepare_act(w.type, xs, n_tok, n_in, scratch);
 
@@ -97,15 +119,15 @@ void CpuOps::matmul_into(const Tensor& w, const float* xs, int64_t n_tok, float*
     pool_.parallel_for(n_row_items * n_col_items, tiny ? n_row_items * n_col_items : 1, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) {
             const int64_t r0 = (item % n_row_items) * rows, c0 = (item / n_row_items) * kColBlock;
-            gemm_tile(w.type, {.n = n_in,
-                               .w = w_bytes + uint64_t(r0) * w.nb[1],
-                               .w_stride = size_t(w.nb[1]),
-                               .nr = std::min(rows, n_out - r0),
-                               .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
-                               .a_stride = act.stride,
-                               .nc = std::min(kColBlock, n_tok - c0),
-                               .y = y + c0 * n_out + r0,
-                               .ldy = n_out});
+            gemm_tile(w, {.n = n_in,
+                          .w = w_bytes + uint64_t(r0) * w.nb[1],
+                          .w_stride = size_t(w.nb[1]),
+                          .nr = std::min(rows, n_out - r0),
+                          .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
+                          .a_stride = act.stride,
+                          .nc = std::min(kColBlock, n_tok - c0),
+                          .y = y + c0 * n_out + r0,
+                          .ldy = n_out});
         }
     });
 }

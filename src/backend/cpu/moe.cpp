@@ -19,13 +19,12 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/ggml_math.h"
 #include "backend/moe_routing.h"
 #include "quant/formats.h"
 
 namespace ferry::backend::cpu {
 namespace {
-
-float silu_f(float x) { return x / (1.0f + std::exp(-x)); }
 
 // One tile of work: weight rows [r0, r0 + rows) of expert e against its pair columns [c0, c0 + nc).
 struct Item {
@@ -66,7 +65,7 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
     matmul_into(*w.gate_inp, xs, n_tok, s.logits.data(), s.misc);
     s.experts.resize(size_t(n_pairs));
     s.weights.resize(size_t(n_pairs));
-    moe_route(s.logits.data(), n_tok, p, s.experts.data(), s.weights.data());
+    moe_route(s.logits.data(), n_tok, p, s.experts.data(), s.weights.data(), /*ggml_softmax=*/true);
 
     // 2. Pairs grouped by expert: slot[t * k + j] is the pair row of token t's j-th expert, token[row] its token.
     s.count.assign(size_t(p.n_expert), 0);
@@ -120,7 +119,7 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         float* g = s.gate.data() + col * n_ff + r0;
         float* u = s.up.data() + col * n_ff + r0;
         auto tile = [&](const Tensor& wt, const PreparedAct& a, float* yt) {
-            gemm_tile(wt.type,
+            gemm_tile(wt,
                       {.n = n_embd,
                        .w = static_cast<const uint8_t*>(wt.data) + uint64_t(it.e) * wt.nb[2] + uint64_t(r0) * wt.nb[1],
                        .w_stride = size_t(wt.nb[1]),
@@ -134,7 +133,8 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         tile(gate, xg, g);
         tile(up, xu, u);
         for (int64_t c = 0; c < it.nc; ++c)
-            for (int64_t r = 0; r < nr; ++r) g[c * n_ff + r] = silu_f(g[c * n_ff + r]) * u[c * n_ff + r];
+            for (int64_t r = 0; r < nr; ++r)
+                g[c * n_ff + r] = ggml_silu_at(g[c * n_ff + r], r0 + r, n_ff) * u[c * n_ff + r];
     });
 
     // 5. down of every pair into s.down.
@@ -144,16 +144,16 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
     plan_items(s.count, n_embd, down_rows, items);
     run_items(n_pairs * n_ff * n_embd, [&](const Item& it) {
         const int64_t col = s.offset[size_t(it.e)] + it.c0;
-        gemm_tile(down.type, {.n = n_ff,
-                              .w = static_cast<const uint8_t*>(down.data) + uint64_t(it.e) * down.nb[2] +
-                                   uint64_t(it.r0) * down.nb[1],
-                              .w_stride = size_t(down.nb[1]),
-                              .nr = std::min<int64_t>(n_embd - it.r0, down_rows),
-                              .a = static_cast<const uint8_t*>(h.data) + size_t(col) * h.stride,
-                              .a_stride = h.stride,
-                              .nc = it.nc,
-                              .y = s.down.data() + col * n_embd + it.r0,
-                              .ldy = n_embd});
+        gemm_tile(down, {.n = n_ff,
+                         .w = static_cast<const uint8_t*>(down.data) + uint64_t(it.e) * down.nb[2] +
+                              uint64_t(it.r0) * down.nb[1],
+                         .w_stride = size_t(down.nb[1]),
+                         .nr = std::min<int64_t>(n_embd - it.r0, down_rows),
+                         .a = static_cast<const uint8_t*>(h.data) + size_t(col) * h.stride,
+                         .a_stride = h.stride,
+                         .nc = it.nc,
+                         .y = s.down.data() + col * n_embd + it.r0,
+                         .ldy = n_embd});
     });
 
     // 6. Weighted sum per token in routing order, then the shared expert.
@@ -178,7 +178,7 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         float* sg = ds + n_tok * n_embd;
         matmul_into(*w.gate_shexp, xs, n_tok, gs, s.misc);
         matmul_into(*w.up_shexp, xs, n_tok, us, s.misc);
-        for (int64_t i = 0; i < n_tok * n_ff_s; ++i) gs[i] = silu_f(gs[i]) * us[i];
+        for (int64_t i = 0; i < n_tok * n_ff_s; ++i) gs[i] = ggml_silu_at(gs[i], i % n_ff_s, n_ff_s) * us[i];
         matmul_into(*w.down_shexp, gs, n_tok, ds, s.misc);
         if (w.gate_inp_shexp != nullptr) matmul_into(*w.gate_inp_shexp, xs, n_tok, sg, s.misc);
         for (int64_t t = 0; t < n_tok; ++t) {

@@ -1,12 +1,20 @@
-// GEMM tiles for the K-quants Q4_K, Q5_K, Q6_K against Q8_K activations.
+// GEMM tiles for the K-quants Q4_K, Q5_K, Q6_K against Q8_K activations, in ggml's float order (the
+// golden logits are ggml's; a different order flips roundings of the next re-quantized input).
 //
 // A super-block (256 elements) is unpacked once per tile into eight 32-byte vectors of unsigned codes
-// plus int16 multiplier vectors for its sub-block scales, then used for every column of the tile:
-//   sumi (8 x int32) = sum over the 8 pieces of madd(maddubs(codes, a.qs), scale multipliers)
-//   msum (8 x int32) = madd(a.bsums, min multipliers)         (the per-sub-block offsets)
-// Q4_K / Q5_K: acc += sumi * (a.d * d) and accm += msum * (a.d * dmin); result hsum(acc) - hsum(accm),
-// the reference's formula. Q6_K stores codes + 32: its offset is exact in integers,
-// sumi - 32 * sum_j sc_j * bsums_j, so it is folded in before the conversion to float.
+// plus int16 multiplier vectors for its sub-block scales, then used for every column of the tile.
+// Integer sums are exact; what matters is where they become floats:
+//   - tile (ggml's x86 vec_dot_q*_K_q8_K): sumi (8 x int32, lane l = bytes 4l..4l+3 of every 32-byte
+//     piece times its scale) -> acc += float(sumi) * (a.d * d), 8 lanes, hsum at the end.
+//     Q4_K: the mins in 4 lanes, lane i = sub-blocks 2i and 2i+1 (bsums added pairwise first):
+//       accm += float(mins) * (a.d * dmin); result hsum(acc) - (accm0 + accm2 + (accm1 + accm3)).
+//     Q5_K: the mins summed in integers per super-block: summs += float(imin) * (a.d * dmin) (scalar);
+//       result hsum(acc) - summs.
+//     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
+//       so every lane carries its own offset; result hsum(acc).
+//   - tile_q4k_8x8 (ggml's repacked Q4_K GEMM and GEMV, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K
+//     weights with a multiple of 8 rows): per output, per pair of sub-blocks (64 elements) in order,
+//     acc = fma(float(isum), d * a.d, acc) and accm = fma(float(imin), dmin * a.d, accm); result acc - accm.
 // Every column runs the same operations whatever the tile width (see gemm_q32.cpp).
 #include "quant/q4_k.h"
 #include "quant/q5_k.h"
@@ -26,6 +34,7 @@ struct UnpackedK {
     __m256i q[8];   // codes of elements 32i .. 32i + 31, unsigned
     __m256i sc[8];  // int16 multipliers for the 16 pairs maddubs makes of piece i
     __m256i mins;   // int16 multipliers for a.bsums[0..15]
+    int m[8];       // Q4_K / Q5_K: the sub-block mins as integers
     float d, dmin;
 };
 
@@ -42,15 +51,18 @@ inline void scales_k4(const uint8_t s[12], int sc[8], int m[8]) {
 inline void fill_k4_scales(const uint8_t scales[12], UnpackedK& u) {
     int sc[8], m[8];
     scales_k4(scales, sc, m);
+    for (int j = 0; j < 8; ++j) u.m[j] = m[j];
     for (int j = 0; j < 8; ++j) u.sc[j] = _mm256_set1_epi16(int16_t(sc[j]));
     u.mins = _mm256_setr_epi16(int16_t(m[0]), int16_t(m[0]), int16_t(m[1]), int16_t(m[1]), int16_t(m[2]), int16_t(m[2]),
                                int16_t(m[3]), int16_t(m[3]), int16_t(m[4]), int16_t(m[4]), int16_t(m[5]), int16_t(m[5]),
                                int16_t(m[6]), int16_t(m[6]), int16_t(m[7]), int16_t(m[7]));
 }
 
+enum class MinOrder { Lanes4, Scalar, Offset32 };
+
 struct KQ4K {
     using W = BlockQ4K;
-    static constexpr bool kIntMin = false;
+    static constexpr MinOrder kMins = MinOrder::Lanes4;
     static void unpack(const W& w, UnpackedK& u) {
         const __m256i low = _mm256_set1_epi8(15);
         for (int g = 0; g < 4; ++g) {
@@ -66,7 +78,7 @@ struct KQ4K {
 
 struct KQ5K {
     using W = BlockQ5K;
-    static constexpr bool kIntMin = false;
+    static constexpr MinOrder kMins = MinOrder::Scalar;
     static void unpack(const W& w, UnpackedK& u) {
         const __m256i low = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
         const __m256i qh = load256(w.qh);
@@ -85,7 +97,7 @@ struct KQ5K {
 
 struct KQ6K {
     using W = BlockQ6K;
-    static constexpr bool kIntMin = true;
+    static constexpr MinOrder kMins = MinOrder::Offset32;
     static void unpack(const W& w, UnpackedK& u) {
         const __m256i low = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
         for (int n = 0; n < 2; ++n) {
@@ -109,6 +121,17 @@ struct KQ6K {
     }
 };
 
+// One fused multiply-add (an intrinsic, not std::fma: no library inline compiled with these flags).
+inline float fma1(float a, float b, float c) {
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
+// The integer mins of sub-blocks 2i and 2i+1 (Q4_K / Q5_K): m * (bsums of the 32 elements).
+inline int pair_mins(const UnpackedK& u, const BlockQ8K& a, int i) {
+    return u.m[2 * i] * (a.bsums[4 * i] + a.bsums[4 * i + 1]) +
+           u.m[2 * i + 1] * (a.bsums[4 * i + 2] + a.bsums[4 * i + 3]);
+}
+
 template <class K, int NC>
 void tile(const GemmArgs& g, int64_t c0) {
     using W = typename K::W;
@@ -117,11 +140,18 @@ void tile(const GemmArgs& g, int64_t c0) {
     for (int c = 0; c < NC; ++c) {
         a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
     }
+    const __m256i m32 = _mm256_set1_epi8(32);
     UnpackedK u;
     for (int64_t r = 0; r < g.nr; ++r) {
         const W* w = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
-        __m256 acc[NC], accm[NC];
-        for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
+        __m256 acc[NC];
+        __m128 accm[NC];
+        float summs[NC];
+        for (int c = 0; c < NC; ++c) {
+            acc[c] = _mm256_setzero_ps();
+            accm[c] = _mm_setzero_ps();
+            summs[c] = 0.0f;
+        }
         for (int64_t b = 0; b < nb; ++b) {
             if constexpr (NC == 1) prefetch_ahead<int64_t(sizeof(W))>(w + b);
             K::unpack(w[b], u);
@@ -129,22 +159,67 @@ void tile(const GemmArgs& g, int64_t c0) {
                 const BlockQ8K& ab = a[c][b];
                 __m256i sumi = _mm256_setzero_si256();
                 for (int i = 0; i < 8; ++i) {
-                    const __m256i p = _mm256_maddubs_epi16(u.q[i], load256(ab.qs + 32 * i));
+                    const __m256i aq = load256(ab.qs + 32 * i);
+                    __m256i p = _mm256_maddubs_epi16(u.q[i], aq);
+                    if constexpr (K::kMins == MinOrder::Offset32)
+                        p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(m32, aq));
                     sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, u.sc[i]));
                 }
-                const __m256i msum = _mm256_madd_epi16(load256(ab.bsums), u.mins);
-                if constexpr (K::kIntMin) {
-                    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(msum, 5));
-                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(ab.d * u.d), acc[c]);
-                } else {
-                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(ab.d * u.d), acc[c]);
-                    accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(ab.d * u.dmin), accm[c]);
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(ab.d * u.d), acc[c]);
+                if constexpr (K::kMins == MinOrder::Lanes4) {
+                    const __m128i mins = _mm_setr_epi32(pair_mins(u, ab, 0), pair_mins(u, ab, 1), pair_mins(u, ab, 2),
+                                                        pair_mins(u, ab, 3));
+                    accm[c] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(ab.d * u.dmin), accm[c]);
+                } else if constexpr (K::kMins == MinOrder::Scalar) {
+                    const int imin =
+                        pair_mins(u, ab, 0) + pair_mins(u, ab, 1) + pair_mins(u, ab, 2) + pair_mins(u, ab, 3);
+                    summs[c] = fma1(float(imin), ab.d * u.dmin, summs[c]);
                 }
             }
         }
         for (int c = 0; c < NC; ++c) {
-            g.y[(c0 + c) * g.ldy + r] = K::kIntMin ? hsum(acc[c]) : hsum(acc[c]) - hsum(accm[c]);
+            float v = hsum(acc[c]);
+            if constexpr (K::kMins == MinOrder::Lanes4) {
+                const __m128 h = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
+                v -= _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+            } else if constexpr (K::kMins == MinOrder::Scalar) {
+                v -= summs[c];
+            }
+            g.y[(c0 + c) * g.ldy + r] = v;
         }
+    }
+}
+
+// llama.cpp's repacked Q4_K order (see the top): one float chain per output over pairs of sub-blocks.
+template <int NC>
+void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ8K* a[NC];
+    for (int c = 0; c < NC; ++c) {
+        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+    }
+    UnpackedK u;
+    for (int64_t r = 0; r < g.nr; ++r) {
+        const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        float acc[NC], accm[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = accm[c] = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+            if constexpr (NC == 1) prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w + b);
+            KQ4K::unpack(w[b], u);
+            for (int c = 0; c < NC; ++c) {
+                const BlockQ8K& ab = a[c][b];
+                const float dd = u.d * ab.d, dm = u.dmin * ab.d;
+                for (int i = 0; i < 4; ++i) {
+                    const __m256i s0 =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(u.q[2 * i], load256(ab.qs + 64 * i)), u.sc[2 * i]);
+                    const __m256i s1 = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(u.q[2 * i + 1], load256(ab.qs + 64 * i + 32)), u.sc[2 * i + 1]);
+                    acc[c] = fma1(float(hsum_i32(_mm256_add_epi32(s0, s1))), dd, acc[c]);
+                    accm[c] = fma1(float(pair_mins(u, ab, i)), dm, accm[c]);
+                }
+            }
+        }
+        for (int c = 0; c < NC; ++c) g.y[(c0 + c) * g.ldy + r] = acc[c] - accm[c];
     }
 }
 
@@ -164,9 +239,21 @@ void gemm(const GemmArgs& g) {
     }
 }
 
+void gemm_q4k_8x8(const GemmArgs& g) {
+    int64_t c = 0;
+    for (; c + 4 <= g.nc; c += 4) tile_q4k_8x8<4>(g, c);
+    switch (g.nc - c) {
+        case 0: break;
+        case 1: tile_q4k_8x8<1>(g, c); break;
+        case 2: tile_q4k_8x8<2>(g, c); break;
+        default: tile_q4k_8x8<3>(g, c); break;
+    }
+}
+
 }  // namespace
 
 void fill_gemm_k(KernelTable& t) {
+    t.gemm_q4k_8x8 = gemm_q4k_8x8;
     t.gemm[int(GgmlType::Q4_K)] = gemm<KQ4K>;
     t.gemm[int(GgmlType::Q5_K)] = gemm<KQ5K>;
     t.gemm[int(GgmlType::Q6_K)] = gemm<KQ6K>;

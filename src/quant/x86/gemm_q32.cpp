@@ -2,9 +2,14 @@
 // Q8_0 / Q8_1 activations.
 //
 // A tile multiplies weight rows with NC activation columns at once: each weight block is unpacked
-// to 32 bytes once and used for all NC columns. Per column the arithmetic is always the same: even
-// blocks accumulate into one float vector and odd blocks into another (two independent chains keep
-// the FMA latency hidden in decode), summed at the end. So a column's result does not depend on NC.
+// to 32 bytes once and used for all NC columns. Per column the arithmetic is always the same, so a
+// column's result does not depend on NC, and it is ggml's float order for the format (the golden
+// logits are made by ggml; a different order flips roundings of the next re-quantized input):
+//   - K::kTwoChains (IQ4_NL, MXFP4: ggml's x86 vec_dot takes two blocks per step): even blocks
+//     accumulate into one float vector and odd blocks into another, summed lane by lane at the end;
+//   - otherwise (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: ggml's x86 vec_dot and llamafile's tinyBLAS for batches):
+//     one accumulator, blocks in order.
+// Either way the 8 lanes are then summed as ggml's hsum_float_8 does.
 //
 // Per block: sumi (8 int32 lanes) = integer dot of the 32 codes with the 32 activation quants; the
 // float accumulator gets sumi * (d_w * d_a). Offset formats (Q4_1, Q5_1) add m_w * s_a in one lane of
@@ -58,14 +63,14 @@ inline __m256i lookup16(const int8_t table[16], __m256i nibbles) {
 struct KQ8_0 {
     using W = BlockQ8_0;
     using A = BlockQ8_0;
-    static constexpr bool kSigned = true, kOffset = false;
+    static constexpr bool kSigned = true, kOffset = false, kTwoChains = false;
     static Unpacked unpack(const W& w) { return make<true>(load256(w.qs), h2f(w.d)); }
 };
 
 struct KQ4_0 {
     using W = BlockQ4_0;
     using A = BlockQ8_0;
-    static constexpr bool kSigned = true, kOffset = false;
+    static constexpr bool kSigned = true, kOffset = false, kTwoChains = false;
     static Unpacked unpack(const W& w) {
         return make<true>(_mm256_sub_epi8(unpack_nibbles_16(w.qs), _mm256_set1_epi8(8)), h2f(w.d));
     }
@@ -74,14 +79,14 @@ struct KQ4_0 {
 struct KQ4_1 {
     using W = BlockQ4_1;
     using A = BlockQ8_1;
-    static constexpr bool kSigned = false, kOffset = true;
+    static constexpr bool kSigned = false, kOffset = true, kTwoChains = false;
     static Unpacked unpack(const W& w) { return make<false>(unpack_nibbles_16(w.qs), 0.0f); }
 };
 
 struct KQ5_0 {
     using W = BlockQ5_0;
     using A = BlockQ8_0;
-    static constexpr bool kSigned = true, kOffset = false;
+    static constexpr bool kSigned = true, kOffset = false, kTwoChains = false;
     static Unpacked unpack(const W& w) {
         const __m256i q = _mm256_or_si256(unpack_nibbles_16(w.qs), fifth_bits(w.qh));
         return make<true>(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), h2f(w.d));
@@ -91,7 +96,7 @@ struct KQ5_0 {
 struct KQ5_1 {
     using W = BlockQ5_1;
     using A = BlockQ8_1;
-    static constexpr bool kSigned = false, kOffset = true;
+    static constexpr bool kSigned = false, kOffset = true, kTwoChains = false;
     static Unpacked unpack(const W& w) {
         return make<false>(_mm256_or_si256(unpack_nibbles_16(w.qs), fifth_bits(w.qh)), 0.0f);
     }
@@ -100,14 +105,14 @@ struct KQ5_1 {
 struct KIQ4_NL {
     using W = BlockIQ4NL;
     using A = BlockQ8_0;
-    static constexpr bool kSigned = true, kOffset = false;
+    static constexpr bool kSigned = true, kOffset = false, kTwoChains = true;
     static Unpacked unpack(const W& w) { return make<true>(lookup16(kIq4nlValues, unpack_nibbles_16(w.qs)), h2f(w.d)); }
 };
 
 struct KMXFP4 {
     using W = BlockMXFP4;
     using A = BlockQ8_0;
-    static constexpr bool kSigned = true, kOffset = false;
+    static constexpr bool kSigned = true, kOffset = false, kTwoChains = true;
     static Unpacked unpack(const W& w) {
         return make<true>(lookup16(kMxfp4Values, unpack_nibbles_16(w.qs)), e8m0_half(w.e));
     }
@@ -162,7 +167,8 @@ void tile(const GemmArgs& g, int64_t c0) {
         for (; b + 2 <= nb; b += 2) {
             if constexpr (NC == 1) prefetch_ahead(w + b);
             block_step<K, NC>(w[b], K::unpack(w[b]), a, b, acc0, off0);
-            block_step<K, NC>(w[b + 1], K::unpack(w[b + 1]), a, b + 1, acc1, off1);
+            block_step<K, NC>(w[b + 1], K::unpack(w[b + 1]), a, b + 1, K::kTwoChains ? acc1 : acc0,
+                              K::kTwoChains ? off1 : off0);
         }
         if (b < nb) block_step<K, NC>(w[b], K::unpack(w[b]), a, b, acc0, off0);
         for (int c = 0; c < NC; ++c) {
@@ -245,7 +251,7 @@ void tile_pairs(const GemmArgs& g, int64_t c0) {
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2) {
             step(w[b], b, acc0, off0);
-            step(w[b + 1], b + 1, acc1, off1);
+            step(w[b + 1], b + 1, K::kTwoChains ? acc1 : acc0, K::kTwoChains ? off1 : off0);
         }
         if (b < nb) step(w[b], b, acc0, off0);
         for (int p = 0; p < NP; ++p) {
@@ -266,12 +272,11 @@ void tile_pairs(const GemmArgs& g, int64_t c0) {
     }
 }
 
-// AVX-512 decode (one activation column): two consecutive blocks of a row share one 512-bit register
-// (block 2i in lanes 0..7, block 2i+1 in lanes 8..15), so the integer dot, the conversion and the FMA
-// run once per pair. Lane by lane these are the operations of tile<K, 1> (its even-block accumulator is
-// the low half, its odd-block accumulator the high half; the offset sums of even and odd blocks sit in
-// lanes 1 and 3), so the results are bit-identical to tile<K, 1> and to the prefill tiles. The
-// activation scales are widened to float once per call.
+// AVX-512 decode of the two-chain formats (one activation column): two consecutive blocks of a row share one 512-bit
+// register (block 2i in lanes 0..7, block 2i+1 in lanes 8..15), so the integer dot, the conversion and the FMA run once
+// per pair. Lane by lane these are the operations of tile<K, 1> (its even-block accumulator is the low half, its
+// odd-block accumulator the high half; the offset sums of even and odd blocks sit in lanes 1 and 3), so the results are
+// bit-identical to tile<K, 1> and to the prefill tiles. The activation scales are widened to float once per call.
 constexpr int64_t kMaxGemvBlocks = 4096;  // rows up to 131072 elements; longer rows take tile<K, 1>
 
 template <class K>
@@ -357,9 +362,51 @@ void gemv_pairs(const GemmArgs& g) {
 
 #endif
 
+// Decode of a one-chain format: two weight rows at a time, each with its own single accumulator (the
+// operations of tile<K, 1> row by row, so the same bits), interleaved so that the two FMA chains hide
+// each other's latency as the even/odd chains of the two-chain formats do.
+template <class K>
+void gemv_rows2(const GemmArgs& g) {
+    using A = typename K::A;
+    using W = typename K::W;
+    const int64_t nb = g.n / 32;
+    const A* a[1] = {static_cast<const A*>(g.a)};
+    int64_t r = 0;
+    for (; r + 2 <= g.nr; r += 2) {
+        const W* w0 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        const W* w1 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r + 1) * g.w_stride);
+        __m256 acc0[1] = {_mm256_setzero_ps()}, acc1[1] = {_mm256_setzero_ps()};
+        __m128 off0[1] = {_mm_setzero_ps()}, off1[1] = {_mm_setzero_ps()};
+        for (int64_t b = 0; b < nb; ++b) {
+            prefetch_ahead(w0 + b);
+            prefetch_ahead(w1 + b);
+            block_step<K, 1>(w0[b], K::unpack(w0[b]), a, b, acc0, off0);
+            block_step<K, 1>(w1[b], K::unpack(w1[b]), a, b, acc1, off1);
+        }
+        float v0 = hsum(acc0[0]), v1 = hsum(acc1[0]);
+        if constexpr (K::kOffset) {
+            v0 += _mm_cvtss_f32(_mm_shuffle_ps(off0[0], off0[0], 1));
+            v1 += _mm_cvtss_f32(_mm_shuffle_ps(off1[0], off1[0], 1));
+        }
+        g.y[r] = v0;
+        g.y[r + 1] = v1;
+    }
+    if (r < g.nr) {
+        GemmArgs last = g;
+        last.w = static_cast<const uint8_t*>(g.w) + r * g.w_stride;
+        last.nr = g.nr - r;
+        last.y = g.y + r;
+        tile<K, 1>(last, 0);
+    }
+}
+
 // Columns in ymm tiles of kMaxCols, the remainder with a smaller tile.
 template <class K>
 void gemm_ymm(const GemmArgs& g) {
+    if (!K::kTwoChains && g.nc == 1) {
+        gemv_rows2<K>(g);
+        return;
+    }
     int64_t c = 0;
     for (; c + kMaxCols <= g.nc; c += kMaxCols) tile<K, kMaxCols>(g, c);
     switch (g.nc - c) {
@@ -371,12 +418,12 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode takes gemv_pairs; rows too long for the scale buffers take the ymm tiles (same per-column
-// results).
+// Decode takes gemv_pairs (two chains) or gemv_rows2 (one chain); rows too long for the scale
+// buffers take the ymm tiles (same per-column results).
 template <class K>
 void gemm(const GemmArgs& g) {
     constexpr int64_t kFields = K::kOffset ? 2 : 1;
-    if (g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
+    if (K::kTwoChains && g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
         gemv_pairs<K>(g);
         return;
     }
