@@ -6,7 +6,9 @@ non-stream and stream chat (the same greedy text), usage and cached_tokens, a to
 (streamed too), /v1/completions, the side endpoints, errors in OpenAI's shape for malformed input,
 API keys, the bounded queue, cancellation on disconnect, the prompt cache on a multi-turn
 conversation (cached_tokens >= 90% of the previous prompt, time to first token >= 3x lower than a
-cold start) and a bounded load (--load-clients x --load-requests mixed requests, 0 failures).
+cold start), a bounded load (--load-clients x --load-requests mixed requests, 0 failures) and the
+server's RSS after --rss-requests short requests (300; the issue's check is 1,000) within 1% of that
+after 100.
 """
 
 import argparse
@@ -241,15 +243,24 @@ def test_tools(srv):
     # Streamed: the call arrives as a tool_calls delta the client can assemble.
     stream = client.chat.completions.create(model="m", messages=msgs, tools=TOOLS, temperature=0, max_tokens=40,
                                             stream=True)
-    names, args, reason = "", "", None
+    names, args, reason, pieces, content = "", "", None, [], ""
     for chunk in stream:
         for ch in chunk.choices:
             for tc in ch.delta.tool_calls or []:
+                if not pieces:  # the first delta opens the call: index, id, type and name
+                    check(tc.index == 0 and (tc.id or "").startswith("call_") and tc.type == "function",
+                          f"first tool-call delta: {tc}")
+                pieces.append(tc.function.arguments or "")
                 names += tc.function.name or ""
                 args += tc.function.arguments or ""
+            content += ch.delta.content or ""
             reason = ch.finish_reason or reason
     check(names == "get_weather" and json.loads(args or "{}") == {"city": "Berlin"} and reason == "tool_calls",
           f"streamed tool call: {names} {args} {reason}")
+    # The arguments arrive in pieces as they are generated, and no part of the tags reaches content.
+    check(len([p for p in pieces if p]) >= 3 and "<" not in content, f"incremental arguments: {pieces} {content!r}")
+    if calls:
+        check(args == calls[0].function.arguments, f"streamed arguments == non-stream: {args} {calls[0].function.arguments}")
     # Round trip: the call and its result go back; the template shows both; the model answers.
     msgs2 = msgs + [{"role": "assistant", "content": None, "tool_calls": [
         {"id": calls[0].id if calls else "c3", "type": "function",
@@ -366,11 +377,56 @@ def test_load(srv, clients, requests):
     check(not errors, f"load failures: {errors[:3]}")
 
 
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def test_rss(srv, first, total):
+    """Short requests (half streamed, varied prompts, 4 keep-alive clients): the server's resident
+    memory after `total` requests must be within 1% of that after `first`."""
+    errors = []
+
+    def worker(w, lo, hi):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        for i in range(lo + w, hi, 4):
+            body = {"messages": [{"role": "user", "content": f"n{i} " + "word " * (i % 13)}],
+                    "max_tokens": 1 + i % 3, "temperature": 0.7, "stream": i % 2 == 0}
+            conn.request("POST", "/v1/chat/completions", json.dumps(body),
+                         {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status != 200:
+                errors.append(f"{i}: {r.status} {data[:100]!r}")
+        conn.close()
+
+    def phase(lo, hi):
+        threads = [threading.Thread(target=worker, args=(w, lo, hi)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    phase(0, first)
+    rss_first = vm_rss_kib(srv.proc.pid)
+    phase(first, total)
+    rss_total = vm_rss_kib(srv.proc.pid)
+    print(f"rss: {rss_first} KiB after {first} requests, {rss_total} KiB after {total} "
+          f"({100.0 * (rss_total - rss_first) / rss_first:+.2f}%)", flush=True)
+    check(not errors, f"rss requests failed: {errors[:3]}")
+    check(rss_total <= rss_first * 1.01, f"RSS grew more than 1%: {rss_first} -> {rss_total} KiB")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
     ap.add_argument("--load-clients", type=int, default=16)
     ap.add_argument("--load-requests", type=int, default=4)
+    ap.add_argument("--rss-requests", type=int, default=300,
+                    help="RSS check: requests in all; the base is taken after the first 100 (the issue's check: 1000)")
     args = ap.parse_args()
     key_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ferry-keys-{os.getpid()}.txt")
     with open(key_file, "w") as f:
@@ -387,7 +443,8 @@ def main():
                          ("tools", lambda: test_tools(tool_srv)),
                          ("queue and cancel", lambda: test_queue_and_cancel(tool_srv)),
                          ("multi-turn", lambda: test_multi_turn(client)),
-                         ("load", lambda: test_load(main_srv, args.load_clients, args.load_requests))]:
+                         ("load", lambda: test_load(main_srv, args.load_clients, args.load_requests)),
+                         ("rss", lambda: test_rss(main_srv, min(100, args.rss_requests // 3), args.rss_requests))]:
             t0 = time.time()
             fn()
             print(f"{name}: {time.time() - t0:.1f} s", flush=True)
