@@ -32,7 +32,7 @@ def stat_ok(s):
 
 def test_json(ferry, url):
     rc, out, err = bench(ferry, ["--url", url + "/v1", "--api-key", KEY, "-r", "2", "-n", "6",
-                                 "--scenarios", "short,multi-turn", "--concurrency", "1,2", "-o", "json"])
+                                 "--scenarios", "short,multi-turn", "-o", "json"])
     check(rc == 0, f"bench serve json: rc {rc}: {err[-500:]}")
     if rc != 0:
         return
@@ -41,8 +41,7 @@ def test_json(ferry, url):
     check(s["max_tokens"] == 6 and s["temperature"] == 0.7 and s["runs"] == 2 and s["discarded"] == 1
           and s["stream"] is True and s["servers"][0]["model"] == "smollm", f"settings: {s}")
     rows = j["results"]
-    check([(r["scenario"], r["concurrency"]) for r in rows] ==
-          [("short", 1), ("short", 2), ("multi-turn", 1), ("multi-turn", 2)], f"rows: {rows}")
+    check([(r["scenario"], r["concurrency"]) for r in rows] == [("short", 1), ("multi-turn", 1)], f"rows: {rows}")
     for r in rows:
         what = f"{r['scenario']} x{r['concurrency']}"
         check(stat_ok(r["tok_s"]) and r["tok_s"]["mean"] > 0, f"{what}: tok_s {r['tok_s']}")
@@ -56,16 +55,27 @@ def test_json(ferry, url):
         check(abs(run["tok_s"] - run["completion_tokens"] * run["requests"] / (run["wall_ms"] / 1000)) < 1e-6 * run["tok_s"] + 1e-9,
               f"{what}: tok/s = tokens / wall time")
     # The multi-turn conversation reuses the cache: later turns start from the previous prompt.
-    mt = [r for r in rows if r["scenario"] == "multi-turn" and r["concurrency"] == 1][0]["runs"][0]
+    mt = rows[-1]["runs"][0]
     check(mt["cached_tokens"] > 0, f"multi-turn cached tokens: {mt}")
     check("bench serve: A short x1 run 1/2" in err and "(discarded)" in err, f"progress on stderr: {err[:300]}")
+    # Several clients: aggregate tok/s over the run's wall time, and the scaling against one client.
+    rc, out, err = bench(ferry, ["--url", url, "--api-key", KEY, "-r", "2", "-n", "4", "--scenarios", "short",
+                                 "--concurrency", "1,2", "-o", "json"])
+    check(rc == 0, f"bench serve --concurrency: rc {rc}: {err[-500:]}")
+    if rc != 0:
+        return
+    rows = json.loads(out)["results"]
+    check([r["concurrency"] for r in rows] == [1, 2] and rows[1]["runs"][0]["requests"] == 2, f"concurrency rows: {rows}")
+    check(rows[0]["scaling"]["median"] == 1.0 and 0.2 < rows[1]["scaling"]["median"] < 5, f"scaling: {rows}")
+    order = [ln.split()[4] for ln in err.splitlines() if ln.startswith("bench serve: ")]
+    check(order == ["x1", "x2", "x1", "x2"], f"concurrency levels interleaved: {order}")
 
 
 def test_md_no_stream_vs(ferry, url):
-    rc, out, err = bench(ferry, ["--url", url, "--api-key", KEY, "-r", "1", "-n", "4", "--scenarios", "medium",
+    rc, out, err = bench(ferry, ["--url", url, "--api-key", KEY, "-r", "1", "-n", "4", "--scenarios", "short",
                                  "--no-stream"])
     check(rc == 0, f"bench serve md: rc {rc}: {err[-500:]}")
-    lines = [ln for ln in out.splitlines() if ln.startswith("| A | medium | 1 |")]
+    lines = [ln for ln in out.splitlines() if ln.startswith("| A | short | 1 |")]
     check(len(lines) == 1 and lines[0].split("|")[5].strip() == "-", f"md row without TTFT: {out}")
     check("| server | scenario | clients | tok/s | TTFT ms | decode tok/s |" in out, f"md header: {out}")
     rc, out, err = bench(ferry, ["--url", url, "--vs", url + "/v1/", "--api-key", KEY, "-r", "3", "-n", "4",
