@@ -7,7 +7,6 @@ non-stream and stream chat (the same greedy text), usage and cached_tokens, a to
 API keys, the bounded queue, cancellation on disconnect, the prompt cache on a multi-turn
 conversation (cached_tokens >= 90% of the previous prompt, time to first token >= 3x lower than a
 cold start) and a bounded load (--load-clients x --load-requests mixed requests, 0 failures).
-The RSS check is test_serve_rss.py.
 """
 
 import argparse
