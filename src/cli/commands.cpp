@@ -40,6 +40,14 @@ constexpr Subcommand kSubcommands[] = {
         .run = tools::run_bench,
     },
     {
+        .name = "bench serve",
+        .id = cmd::bench_serve,
+        .summary = "measure an OpenAI-compatible server with the seed's chat scenarios (TTFT, tok/s, --vs)",
+        .usage_tail = "[--url URL] [--vs URL]",
+        .positional = Positional::None,
+        .run = tools::run_bench_serve,
+    },
+    {
         .name = "serve",
         .id = cmd::serve,
         .summary = "serve the model over an OpenAI-compatible HTTP API (llama-server's flags)",

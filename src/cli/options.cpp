@@ -43,7 +43,7 @@ Status set_prompt_gen(Params& p, std::string_view v) {
 // The table. Order matters only for --help: groups appear in the order of their first option.
 
 std::span<const Option> options() {
-    static const std::vector<Option> table = {
+    static const std::vector<Option> base = {
         {
             .group = "general",
             .names = {"-h", "--help"},
@@ -163,10 +163,9 @@ std::span<const Option> options() {
             .names = {"-n", "--n-predict"},
             .hint = "N",
             .help = "tokens to generate; -1 = until end of generation or a full context (bench: generation lengths to "
-                    "time, "
-                    "a comma list; 0 = none)",
+                    "time, a comma list; 0 = none; bench serve: max_tokens of each request)",
             .env = "FERRY_ARG_N_PREDICT",
-            .commands = cmd::run | cmd::chat | cmd::bench | cmd::serve,
+            .commands = cmd::run | cmd::chat | cmd::bench | cmd::serve | cmd::bench_serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (p.subcommand == "bench") return append_list(p.bench.n_gen, v, bench_count);
                 FERRY_ASSIGN(p.n_predict, parse_int(v, -1, 1 << 30));
@@ -174,6 +173,7 @@ std::span<const Option> options() {
             },
             .show_default =
                 [](const Params& p) {
+                    if (p.subcommand == "bench serve" && p.n_predict < 0) return std::string("256");
                     return p.subcommand == "bench" ? std::string("128") : std::to_string(p.n_predict);
                 },
         },
@@ -303,9 +303,9 @@ std::span<const Option> options() {
             .group = "bench",
             .names = {"-r", "--repetitions"},
             .hint = "N",
-            .help = "times each test is repeated",
+            .help = "times each test is repeated (bench serve: runs per scenario, the first is discarded)",
             .env = "FERRY_ARG_REPETITIONS",
-            .commands = cmd::bench,
+            .commands = cmd::bench | cmd::bench_serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.bench.repetitions, parse_int(v, 1, 1000));
                 return {};
@@ -316,10 +316,11 @@ std::span<const Option> options() {
             .group = "bench",
             .names = {"-o", "--output"},
             .hint = "md|csv|json|jsonl",
-            .help = "output format on stdout (llama-bench's column names)",
+            .help = "output format on stdout (llama-bench's column names; bench serve: md or json)",
             .env = "FERRY_ARG_OUTPUT",
-            .commands = cmd::bench,
+            .commands = cmd::bench | cmd::bench_serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench serve" && v != "md" && v != "json") return make_error("expected md or json");
                 if (v != "md" && v != "csv" && v != "json" && v != "jsonl") {
                     return make_error("expected md, csv, json or jsonl");
                 }
@@ -784,9 +785,10 @@ std::span<const Option> options() {
             .group = "server",
             .names = {"--api-key"},
             .hint = "KEY",
-            .help = "API key clients must send (Authorization: Bearer KEY); repeat for several keys",
+            .help = "API key clients must send (Authorization: Bearer KEY); repeat for several keys (bench serve: "
+                    "the key to send)",
             .env = "FERRY_ARG_API_KEY",
-            .commands = cmd::serve,
+            .commands = cmd::serve | cmd::bench_serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 if (v.empty()) return make_error("expected a non-empty key");
                 p.api_keys.emplace_back(v);
@@ -832,7 +834,7 @@ std::span<const Option> options() {
             .hint = "N",
             .help = "seconds: socket read/write timeout, and the longest a request may take",
             .env = "FERRY_ARG_TIMEOUT",
-            .commands = cmd::serve,
+            .commands = cmd::serve | cmd::bench_serve,
             .set_value = [](Params& p, std::string_view v) -> Status {
                 FERRY_ASSIGN(p.timeout, parse_int(v, 1, 1 << 24));
                 return {};
@@ -870,6 +872,11 @@ std::span<const Option> options() {
             .set_switch = [](Params& p, bool on) { p.log_level = on ? log::Level::Off : log::Level::Info; },
         },
     };
+    static const std::vector<Option> table = [] {
+        std::vector<Option> all = base;
+        for (Option& opt : bench_serve_options()) all.push_back(std::move(opt));
+        return all;
+    }();
     return table;
 }
 
@@ -1366,8 +1373,14 @@ ParseOutcome parse_args(std::span<const std::string> args, const CommandLine& cl
     const std::string& first = args[0];
     if (first == "-h" || first == "--help") return print(format_overview(cl));
     if (first == "--version") return print("ferry " FERRY_VERSION "\n");
+    // "bench serve" is a subcommand of two words; `ferry bench` alone stays llama-bench's.
+    const auto two_words = [&](size_t at) {
+        return args.size() > at + 1 && args[at] == "bench" && args[at + 1] == "serve" &&
+               find_command(cl.commands, "bench serve") != nullptr;
+    };
     if (first == "help") {
         if (args.size() == 1) return print(format_overview(cl));
+        if (two_words(1)) return print(format_help(*find_command(cl.commands, "bench serve"), cl));
         const Subcommand* c = find_command(cl.commands, args[1]);
         if (c == nullptr) return unknown_command(args[1], cl);
         return print(format_help(*c, cl));
@@ -1380,6 +1393,7 @@ ParseOutcome parse_args(std::span<const std::string> args, const CommandLine& cl
         }
         return usage_error("", "unknown argument " + quoted(flag) + did_you_mean(flag, {"--help", "--version"}));
     }
+    if (two_words(0)) return parse_subcommand(*find_command(cl.commands, "bench serve"), args.subspan(2), cl);
     const Subcommand* c = find_command(cl.commands, first);
     if (c == nullptr) return unknown_command(first, cl);
     return parse_subcommand(*c, args.subspan(1), cl);

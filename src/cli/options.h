@@ -45,6 +45,7 @@ inline constexpr CommandSet chat = 1u << 4;
 inline constexpr CommandSet bench = 1u << 5;
 inline constexpr CommandSet perplexity = 1u << 6;
 inline constexpr CommandSet serve = 1u << 7;
+inline constexpr CommandSet bench_serve = 1u << 8;  // `ferry bench serve`
 inline constexpr CommandSet all = ~CommandSet{0};
 }  // namespace cmd
 
@@ -88,6 +89,9 @@ struct Option {
 
 // The option table of ferry.
 std::span<const Option> options();
+
+// The options only `ferry bench serve` has (options_bench_serve.cpp); options() includes them.
+std::vector<Option> bench_serve_options();
 
 // The subcommands of ferry (commands.cpp).
 std::span<const Subcommand> subcommands();

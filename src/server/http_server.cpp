@@ -312,7 +312,6 @@ void HttpServer::Impl::stream_chat(const httplib::Request& req, httplib::Respons
         std::string id = random_id("chatcmpl-");
         int64_t created = unix_time();
         int fd = -1;
-        int n_calls = 0;
         bool started = false, finished = false;
     };
     auto st = std::make_shared<State>(State{.task = task, .parser = ChatParser(parse_tools, reasoning)});
@@ -341,12 +340,13 @@ void HttpServer::Impl::stream_chat(const httplib::Request& req, httplib::Respons
                 ChatDelta rest = st->parser.finish();
                 d.content += rest.content;
                 d.reasoning += rest.reasoning;
+                d.tool_calls.insert(d.tool_calls.end(), rest.tool_calls.begin(), rest.tool_calls.end());
             }
             ordered_json lps = logprobs && !t.logprobs.empty() ? chat_logprobs_json(t.logprobs) : ordered_json(nullptr);
             if (!d.reasoning.empty()) out += chunk({{"reasoning_content", d.reasoning}}, nullptr);
             if (!d.content.empty() || !lps.is_null()) out += chunk({{"content", d.content}}, nullptr, lps);
-            for (const ToolCall& c : d.tool_calls)
-                out += chunk({{"tool_calls", ordered_json::array({tool_call_json(c, st->n_calls++)})}}, nullptr);
+            for (const ToolCallDelta& c : d.tool_calls)
+                out += chunk({{"tool_calls", ordered_json::array({tool_call_delta_json(c)})}}, nullptr);
             if (t.done) {
                 st->finished = true;
                 if (t.finish == Finish::Error || t.finish == Finish::Timeout || t.finish == Finish::Cancelled) {
@@ -354,8 +354,9 @@ void HttpServer::Impl::stream_chat(const httplib::Request& req, httplib::Respons
                         sse(error_body(api_error(t.finish == Finish::Timeout ? 504 : 500,
                                                  t.error.empty() ? finish_reason(t.finish) : t.error, "server_error")));
                 } else {
-                    const char* reason =
-                        st->n_calls > 0 && t.finish == Finish::Stop ? "tool_calls" : finish_reason(t.finish);
+                    const char* reason = !st->parser.tool_calls().empty() && t.finish == Finish::Stop
+                                             ? "tool_calls"
+                                             : finish_reason(t.finish);
                     const TaskStats s = st->task->stats();
                     out += chunk(ordered_json::object(), reason);
                     ordered_json last =

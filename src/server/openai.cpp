@@ -297,12 +297,19 @@ ordered_json completion_logprobs_json(const std::vector<TokenLogprob>& lps) {
     return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}};
 }
 
-ordered_json tool_call_json(const ToolCall& c, int index) {
-    ordered_json j = ordered_json::object();
-    if (index >= 0) j["index"] = index;
-    j["id"] = c.id;
-    j["type"] = "function";
-    j["function"] = {{"name", c.name}, {"arguments", c.arguments}};
+ordered_json tool_call_json(const ToolCall& c) {
+    return {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+}
+
+ordered_json tool_call_delta_json(const ToolCallDelta& d) {
+    ordered_json j = {{"index", d.index}};
+    if (!d.id.empty()) {
+        j["id"] = d.id;
+        j["type"] = "function";
+        j["function"] = {{"name", d.name}, {"arguments", d.arguments}};
+    } else {
+        j["function"] = {{"arguments", d.arguments}};
+    }
     return j;
 }
 

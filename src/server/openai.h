@@ -78,9 +78,11 @@ ordered_json timings_json(const TaskStats& s);
 ordered_json chat_logprobs_json(const std::vector<TokenLogprob>& lps);
 ordered_json completion_logprobs_json(const std::vector<TokenLogprob>& lps);
 
-// An OpenAI tool_calls array entry: {"id","type":"function","function":{"name","arguments"}}, with
-// "index" for streamed deltas (index >= 0).
-ordered_json tool_call_json(const ToolCall& c, int index = -1);
+// An OpenAI tool_calls array entry: {"id","type":"function","function":{"name","arguments"}}.
+ordered_json tool_call_json(const ToolCall& c);
+// A streamed tool_calls entry: {"index", "id", "type", "function": {"name", "arguments"}} for a call's
+// first piece, {"index", "function": {"arguments"}} for the later ones.
+ordered_json tool_call_delta_json(const ToolCallDelta& d);
 
 // "chatcmpl-" / "cmpl-" followed by random letters.
 std::string random_id(std::string_view prefix);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "core/log.h"
 
@@ -242,12 +245,31 @@ void Scheduler::release(Slot& slot, Finish finish, const std::string& error) {
 }
 
 void Scheduler::loop() {
+    uint64_t trimmed_at_done = 0;  // requests finished when the heap was last trimmed
+    Clock::time_point trimmed_at;
     while (true) {
         {
             std::unique_lock lock(m_);
             const auto busy = [&] {
                 return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->task != nullptr; });
             };
+#if defined(__GLIBC__)
+            // After some requests, hand the heap's free memory back to the system: when idle at most once
+            // a second, while busy every 10 s (a trim takes well under a millisecond). Otherwise glibc's
+            // arenas keep what each step and request freed, and the resident size creeps up request after
+            // request (+1.3% from 100 to 300 short requests without it).
+            const uint64_t done = metrics_.requests_done.load();
+            const auto since = Clock::now() - trimmed_at;
+            const bool idle = queue_.empty() && !busy();
+            if (!stopping_ && done != trimmed_at_done &&
+                (since >= std::chrono::seconds(10) || (idle && since >= std::chrono::seconds(1)))) {
+                lock.unlock();
+                malloc_trim(0);
+                trimmed_at_done = done;
+                trimmed_at = Clock::now();
+                continue;
+            }
+#endif
             cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || busy(); });
             if (stopping_) return;
             while (!queue_.empty() &&

@@ -41,6 +41,17 @@ struct BenchParams {
     bool vs_llama_cpp = false;                    // --vs-llama-cpp: the same tests through llama-cpp-python
 };
 
+// ferry bench serve: the seed's chat scenarios against OpenAI-compatible servers (bench_serve.h).
+// -r/--repetitions, -o/--output, -n/--n-predict, --api-key and --timeout are shared with other subcommands.
+struct BenchServeParams {
+    std::string url = "http://127.0.0.1:8080";  // --url: the server's base URL (with or without /v1)
+    std::string vs;                             // --vs URL: a second server, run alternately with --url
+    std::string model_name;                     // --model-name: "model" in the requests; empty: the server's first
+    std::vector<std::string> scenarios;         // --scenarios: short,medium,long,multi-turn; empty: all
+    std::vector<int> concurrency;               // --concurrency: clients at once, a comma list; empty: 1
+    bool stream = true;                         // --no-stream: the seed's non-streaming requests (no TTFT)
+};
+
 struct Params {
     // The subcommand being run ("inspect"); set by the parser, never by a flag.
     std::string subcommand;
@@ -145,6 +156,8 @@ struct Params {
 
     // Everything only `ferry bench` reads; its list flags share names with run's scalar ones.
     BenchParams bench;
+    // Everything only `ferry bench serve` reads.
+    BenchServeParams bench_serve;
     // --chunks N (perplexity): evaluate at most N chunks of the text; -1 = all of them.
     int n_chunks = -1;
 

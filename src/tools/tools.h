@@ -33,6 +33,9 @@ const char* file_type_name(uint64_t id);
 // ferry perplexity: llama-perplexity's PPL and KL-divergence measurements.
 int run_perplexity(const Params& params);
 
+// ferry bench serve: the seed's chat scenarios against OpenAI-compatible servers (bench_serve.cpp).
+int run_bench_serve(const Params& params);
+
 // ferry serve: an OpenAI-compatible HTTP server.
 int run_serve(const Params& params);
 

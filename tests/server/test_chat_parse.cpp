@@ -15,17 +15,46 @@ using nlohmann::json;
 
 struct Parsed {
     std::string content, reasoning;
-    std::vector<ToolCall> calls;
+    std::vector<ToolCall> calls;  // assembled from the deltas as an OpenAI client does
+    size_t arg_pieces = 0;        // deltas that carried a piece of arguments
+
+    // Adds one delta, checking OpenAI's streaming shape: a call's first piece has its id and name and
+    // the next index; later pieces only arguments, for a call already opened.
+    void take(const ChatDelta& d) {
+        content += d.content;
+        reasoning += d.reasoning;
+        for (const ToolCallDelta& t : d.tool_calls) {
+            if (!t.id.empty()) {
+                EXPECT_EQ(t.index, calls.size());
+                EXPECT_FALSE(t.name.empty());
+                calls.push_back({.id = t.id, .name = t.name, .arguments = {}});
+            } else {
+                ASSERT_LT(t.index, calls.size());
+                EXPECT_TRUE(t.name.empty());
+            }
+            if (!t.arguments.empty()) ++arg_pieces;
+            calls[t.index].arguments += t.arguments;
+        }
+    }
 };
+
+// The parser's own view of the message must equal what its deltas add up to.
+void expect_matches_parser(const Parsed& out, const ChatParser& p) {
+    EXPECT_EQ(out.content, p.content());
+    EXPECT_EQ(out.reasoning, p.reasoning());
+    ASSERT_EQ(out.calls.size(), p.tool_calls().size());
+    for (size_t i = 0; i < out.calls.size(); ++i) {
+        EXPECT_EQ(out.calls[i].id, p.tool_calls()[i].id);
+        EXPECT_EQ(out.calls[i].arguments, p.tool_calls()[i].arguments);
+    }
+}
 
 Parsed whole(std::string_view text, bool tools, bool reasoning = false) {
     ChatParser p(tools, reasoning);
     Parsed out;
-    for (const ChatDelta& d : {p.push(text), p.finish()}) {
-        out.content += d.content;
-        out.reasoning += d.reasoning;
-        out.calls.insert(out.calls.end(), d.tool_calls.begin(), d.tool_calls.end());
-    }
+    out.take(p.push(text));
+    out.take(p.finish());
+    expect_matches_parser(out, p);
     return out;
 }
 
@@ -33,13 +62,9 @@ Parsed whole(std::string_view text, bool tools, bool reasoning = false) {
 Parsed streamed(std::string_view text, size_t step, bool tools, bool reasoning = false) {
     ChatParser p(tools, reasoning);
     Parsed out;
-    auto take = [&](const ChatDelta& d) {
-        out.content += d.content;
-        out.reasoning += d.reasoning;
-        out.calls.insert(out.calls.end(), d.tool_calls.begin(), d.tool_calls.end());
-    };
-    for (size_t i = 0; i < text.size(); i += step) take(p.push(text.substr(i, step)));
-    take(p.finish());
+    for (size_t i = 0; i < text.size(); i += step) out.take(p.push(text.substr(i, step)));
+    out.take(p.finish());
+    expect_matches_parser(out, p);
     return out;
 }
 
@@ -85,6 +110,98 @@ TEST(ChatParse, QwenXmlCallWithTypedParameters) {
     EXPECT_NE(p.calls[0].id, p.calls[1].id);
     EXPECT_EQ(p.content, "\n");
     expect_same_when_streamed(text, true);
+}
+
+TEST(ChatParse, JsonArgumentsStreamAsWritten) {
+    const std::string args = R"({"city": "Paris", "when": {"days": [1, 2]}, "note": "a } in \"quotes\" <b>"})";
+    const std::string text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " + args + "}\n</tool_call>";
+    ChatParser p(true, false);
+    Parsed out;
+    // The call opens as soon as its header is settled: the arguments' opening brace shows their shape.
+    const size_t header = text.find(args);
+    out.take(p.push(text.substr(0, header)));
+    EXPECT_TRUE(out.calls.empty());
+    out.take(p.push(text.substr(header, 1)));
+    ASSERT_EQ(out.calls.size(), 1u);
+    EXPECT_EQ(out.calls[0].name, "get_weather");
+    EXPECT_EQ(out.calls[0].arguments, "{");
+    for (size_t i = header + 1; i < text.size(); i += 3) out.take(p.push(text.substr(i, 3)));
+    out.take(p.finish());
+    EXPECT_EQ(out.calls[0].arguments, args);  // the object as the model wrote it
+    EXPECT_GT(out.arg_pieces, 10u);
+    EXPECT_EQ(out.content, "");
+    expect_same_when_streamed(text, true);
+    // "parameters" is accepted too; arguments given as a string are parsed when the call closes.
+    const Parsed q = whole(R"(<tool_call>{"name":"f","parameters":{"a":1}}</tool_call>)", true);
+    ASSERT_EQ(q.calls.size(), 1u);
+    EXPECT_EQ(q.calls[0].arguments, R"({"a":1})");
+    const std::string str = R"(<tool_call>{"name":"f","arguments":"{\"a\": 1}"}</tool_call>)";
+    const Parsed r = whole(str, true);
+    ASSERT_EQ(r.calls.size(), 1u);
+    EXPECT_EQ(r.calls[0].arguments, R"({"a": 1})");
+    expect_same_when_streamed(str, true);
+    // Keys in another order: parsed whole.
+    const std::string swapped = R"(<tool_call>{"arguments":{"a":1},"name":"f"}</tool_call>)";
+    EXPECT_EQ(whole(swapped, true).calls.at(0).arguments, R"({"a":1})");
+    expect_same_when_streamed(swapped, true);
+}
+
+TEST(ChatParse, XmlStringValuesStreamWhileGenerated) {
+    const std::string text =
+        "<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/a \"b\".txt\n</parameter>\n"
+        "<parameter=content>\nline one\n\tline two "
+        "\xc3\xa9\xe2\x82\xac\n\n</parameter>\n<parameter=mode>\n0644\n</parameter>\n"
+        "</function>\n</tool_call>";
+    ChatParser p(true, false);
+    Parsed out;
+    const std::string upto = "<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/a";
+    out.take(p.push(upto));
+    ASSERT_EQ(out.calls.size(), 1u);
+    EXPECT_EQ(out.calls[0].name, "write_file");
+    EXPECT_EQ(out.calls[0].arguments, "{\"path\":\"/tmp/a");  // the value so far, as a JSON string
+    out.take(p.push(text.substr(upto.size())));
+    out.take(p.finish());
+    const json args = json::parse(out.calls[0].arguments);
+    EXPECT_EQ(args,
+              json::parse(
+                  R"({"path": "/tmp/a \"b\".txt", "content": "line one\n\tline two \u00e9\u20ac\n", "mode": "0644"})"));
+    EXPECT_EQ(out.content, "");
+    expect_same_when_streamed(text, true);
+    // No piece of a closing tag leaks into the arguments while a value streams.
+    ChatParser q(true, false);
+    Parsed o;
+    o.take(q.push("<tool_call><function=f><parameter=x>\nabc\n</para"));
+    EXPECT_EQ(o.calls.at(0).arguments, "{\"x\":\"abc");
+    o.take(q.push("meter></function></tool_call>after"));
+    o.take(q.finish());
+    EXPECT_EQ(o.calls[0].arguments, "{\"x\":\"abc\"}");
+    EXPECT_EQ(o.content, "after");
+}
+
+TEST(ChatParse, CallsCutOffKeepWhatWasSent) {
+    // A committed call cut off by the end of generation keeps its arguments so far; nothing goes to content.
+    const std::string json_cut = R"(ok <tool_call>{"name": "f", "arguments": {"a": "xy)";
+    Parsed p = whole(json_cut, true);
+    EXPECT_EQ(p.content, "ok ");
+    ASSERT_EQ(p.calls.size(), 1u);
+    EXPECT_EQ(p.calls[0].arguments, R"({"a": "xy)");
+    expect_same_when_streamed(json_cut, true);
+    const std::string xml_cut = "<tool_call>\n<function=f>\n<parameter=a>\nhello\n</par";
+    p = whole(xml_cut, true);
+    EXPECT_EQ(p.content, "");
+    ASSERT_EQ(p.calls.size(), 1u);
+    EXPECT_EQ(p.calls[0].arguments, "{\"a\":\"hello\\n</par");
+    expect_same_when_streamed(xml_cut, true);
+    // </tool_call> before the arguments object closed ends the call; a missing </function> too.
+    const std::string unclosed = R"(<tool_call>{"name": "f", "arguments": {"a": 1</tool_call>z)";
+    p = whole(unclosed, true);
+    EXPECT_EQ(p.calls.at(0).arguments, R"({"a": 1)");
+    EXPECT_EQ(p.content, "z");
+    expect_same_when_streamed(unclosed, true);
+    const std::string no_fn_end = "<tool_call><function=f><parameter=a>1</parameter></tool_call>";
+    p = whole(no_fn_end, true);
+    EXPECT_EQ(p.calls.at(0).arguments, R"({"a":1})");
+    expect_same_when_streamed(no_fn_end, true);
 }
 
 TEST(ChatParse, ReasoningSplitOut) {

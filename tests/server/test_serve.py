@@ -250,15 +250,24 @@ def test_tools(srv):
     # Streamed: the call arrives as a tool_calls delta the client can assemble.
     stream = client.chat.completions.create(model="m", messages=msgs, tools=TOOLS, temperature=0, max_tokens=40,
                                             stream=True)
-    names, args, reason = "", "", None
+    names, args, reason, pieces, content = "", "", None, [], ""
     for chunk in stream:
         for ch in chunk.choices:
             for tc in ch.delta.tool_calls or []:
+                if not pieces:  # the first delta opens the call: index, id, type and name
+                    check(tc.index == 0 and (tc.id or "").startswith("call_") and tc.type == "function",
+                          f"first tool-call delta: {tc}")
+                pieces.append(tc.function.arguments or "")
                 names += tc.function.name or ""
                 args += tc.function.arguments or ""
+            content += ch.delta.content or ""
             reason = ch.finish_reason or reason
     check(names == "get_weather" and json.loads(args or "{}") == {"city": "Berlin"} and reason == "tool_calls",
           f"streamed tool call: {names} {args} {reason}")
+    # The arguments arrive in pieces as they are generated, and no part of the tags reaches content.
+    check(len([p for p in pieces if p]) >= 3 and "<" not in content, f"incremental arguments: {pieces} {content!r}")
+    if calls:
+        check(args == calls[0].function.arguments, f"streamed arguments == non-stream: {args} {calls[0].function.arguments}")
     # Round trip: the call and its result go back; the template shows both; the model answers.
     msgs2 = msgs + [{"role": "assistant", "content": None, "tool_calls": [
         {"id": calls[0].id if calls else "c3", "type": "function",
