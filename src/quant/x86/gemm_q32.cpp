@@ -14,6 +14,8 @@
 // groups of 4..8 columns) and tile_pairs / tile<K, 1> for the last 1..3 columns; every one of them
 // computes each output with the operations of tile<K, 1>.
 
+#include <cstddef>
+
 #include "quant/iq4_nl.h"
 #include "quant/mxfp4.h"
 #include "quant/q4_0.h"
@@ -138,6 +140,7 @@ struct KMXFP4 {
     static constexpr int kBias = 128;
     static __m256i codes(const W& w) { return _mm256_xor_si256(unpack(w).q, _mm256_set1_epi8(-128)); }
     static float scale(const W& w) { return e8m0_half(w.e); }
+    static constexpr bool kE8M0 = true;  // not an fp16 scale (see scales2)
 };
 
 // Two adjacent fp16 fields (d and m of Q4_1 / Q5_1, d and s of Q8_1) -> [d, m, 0, 0] in one conversion.
@@ -404,6 +407,23 @@ constexpr int kPanelCols = 8;
 constexpr int64_t kChunkPairs = 16;
 constexpr int64_t kPanelRows = 64;  // rows whose accumulators are kept between chunks (32 KiB)
 
+// [scale(w0), min(w0), scale(w1), min(w1)] (min 0 for the formats without one). The fp16 formats keep
+// d (and m) in the first bytes of a block: both blocks' are converted with one vcvtph2ps.
+template <class K>
+inline __m128 scales2(const typename K::W& w0, const typename K::W& w1) {
+    if constexpr (requires { K::kE8M0; }) {
+        return _mm_setr_ps(K::scale(w0), 0.0f, K::scale(w1), 0.0f);
+    } else {
+        static_assert(offsetof(typename K::W, d) == 0);
+        constexpr size_t kBytes = K::kOffset ? 4 : 2;
+        if constexpr (K::kOffset) static_assert(offsetof(typename K::W, m) == 2);
+        uint32_t a = 0, b = 0;
+        std::memcpy(&a, &w0, kBytes);
+        std::memcpy(&b, &w1, kBytes);
+        return _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(uint64_t(a) | uint64_t(b) << 32)));
+    }
+}
+
 // Not std::min: no library template may be instantiated with AVX-512 flags here (see simd.h).
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -462,6 +482,8 @@ template <class K, int R>
 inline void panel_rows(const typename K::W* const* w, const ActPair (*panel)[kPanelCols], const float (*ssum)[16],
                        int64_t p0, int64_t np, bool half, __m512 (*acc)[kPanelCols], __m512* off) {
     const int64_t n_full = half ? np - 1 : np;
+    const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    [[maybe_unused]] const __m512i idx_m = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     for (int64_t i = 0; i < n_full; ++i) {
         const int64_t b = 2 * (p0 + i);
         __m512i q[R];
@@ -469,10 +491,10 @@ inline void panel_rows(const typename K::W* const* w, const ActPair (*panel)[kPa
 #pragma GCC unroll 2
         for (int r = 0; r < R; ++r) {
             q[r] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w[r][b])), K::codes(w[r][b + 1]), 1);
-            d[r] = _mm512_insertf32x8(_mm512_set1_ps(K::scale(w[r][b])), _mm256_set1_ps(K::scale(w[r][b + 1])), 1);
+            const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w[r][b], w[r][b + 1]));
+            d[r] = _mm512_permutexvar_ps(idx_d, sm);
             if constexpr (K::kOffset) {
-                const __m512 m =
-                    _mm512_insertf32x8(_mm512_set1_ps(K::min(w[r][b])), _mm256_set1_ps(K::min(w[r][b + 1])), 1);
+                const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
                 off[r] = _mm512_add_ps(off[r], _mm512_mul_ps(m, _mm512_load_ps(ssum[i])));
             }
         }
