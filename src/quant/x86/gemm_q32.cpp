@@ -480,7 +480,7 @@ void pack_panel(const GemmArgs& g, int64_t c0, int ncols, int64_t p0, int64_t np
 // the last of these pairs holds only one block (the row's last), whose odd lanes are left unchanged.
 template <class K, int R>
 inline void panel_rows(const typename K::W* const* w, const ActPair (*panel)[kPanelCols], const float (*ssum)[16],
-                       int64_t p0, int64_t np, bool half, __m512 (*acc)[kPanelCols], __m512* off) {
+                       int64_t p0, int64_t np, bool half, __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
     const int64_t n_full = half ? np - 1 : np;
     const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     [[maybe_unused]] const __m512i idx_m = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -490,6 +490,8 @@ inline void panel_rows(const typename K::W* const* w, const ActPair (*panel)[kPa
         __m512 d[R];
 #pragma GCC unroll 2
         for (int r = 0; r < R; ++r) {
+            // The same blocks of the rows after these (a software prefetch: the rows are strided).
+            _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + prefetch, _MM_HINT_T0);
             q[r] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w[r][b])), K::codes(w[r][b + 1]), 1);
             const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w[r][b], w[r][b + 1]));
             d[r] = _mm512_permutexvar_ps(idx_d, sm);
@@ -557,14 +559,14 @@ void panel_gemm(const GemmArgs& g, int64_t c0, int ncols) {
                 __m512 a2[2][kPanelCols];
                 __m512 o2[2] = {off[r], off[r + 1]};
                 for (int c = 0; c < kPanelCols; ++c) a2[0][c] = acc[r][c], a2[1][c] = acc[r + 1][c];
-                panel_rows<K, 2>(w, panel, ssum, p0, np, half, a2, o2);
+                panel_rows<K, 2>(w, panel, ssum, p0, np, half, a2, o2, int64_t(2 * g.w_stride));
                 for (int c = 0; c < kPanelCols; ++c) acc[r][c] = a2[0][c], acc[r + 1][c] = a2[1][c];
                 off[r] = o2[0];
                 off[r + 1] = o2[1];
             }
             if (r < nr) {
                 const W* w[1] = {reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride)};
-                panel_rows<K, 1>(w, panel, ssum, p0, np, half, &acc[r], &off[r]);
+                panel_rows<K, 1>(w, panel, ssum, p0, np, half, &acc[r], &off[r], int64_t(g.w_stride));
             }
         }
         for (int64_t r = 0; r < nr; ++r) {
