@@ -130,7 +130,7 @@ void tile(const GemmArgs& g, int64_t c0) {
                 __m256i sumi = _mm256_setzero_si256();
                 for (int i = 0; i < 8; ++i) {
                     const __m256i p = _mm256_maddubs_epi16(u.q[i], load256(ab.qs + 32 * i));
-                    sumi = madd_acc_i16(sumi, p, u.sc[i]);
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, u.sc[i]));
                 }
                 const __m256i msum = _mm256_madd_epi16(load256(ab.bsums), u.mins);
                 if constexpr (K::kIntMin) {

@@ -77,16 +77,6 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
     }
 }
 
-// acc + (sum over pairs of x[i] * y[i]) for int16 x, y -> 8 int32: one dpwssd with VNNI, else madd + add
-// (the same integers: madd's pair sums cannot overflow unless both pairs are -32768 * -32768).
-inline __m256i madd_acc_i16(__m256i acc, __m256i x, __m256i y) {
-    if constexpr (kVnni) {
-        return _mm256_dpwssd_epi32(acc, x, y);
-    } else {
-        return _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
-    }
-}
-
 // Same for two signed operands (|x| <= 128, |y| <= 127): |x| * (y with x's sign).
 inline __m256i dot_s8s8(__m256i x, __m256i y) { return dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)); }
 
