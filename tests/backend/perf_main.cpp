@@ -1,20 +1,24 @@
 // main() of test_cpu_ops: the GoogleTest suite, or with --perf a throughput report of the CPU
 // backend's matmul per weight type (not a timed test: nothing is asserted).
 //
-//   test_cpu_ops --perf [-t THREADS] [--n N] [--tokens T] [--reps R] [--isa scalar|avx2|avx512] [TYPE...]
+//   test_cpu_ops --perf [-t THREADS] [--n N] [--tokens T] [--reps R] [--isa scalar|avx2|avx512] [--matmul-only]
+//                [--cpu-time] [TYPE...]
 //
 // For a weight {N, N} (default 4096 x 4096) it times decode (1 activation column) and prefill
 // (T columns, default 128) through CpuOps::matmul, activation quantization included, and prints the
 // median time with GFLOP/s and the weight bytes streamed per second (GB/s). A second table times the
 // other ops of a decode / prefill step on N-wide rows: attention over a KV cache per cache type
 // (1 query token and T query tokens, 32 heads of 128, GQA 4:1, 4096 cached positions), RMSNorm, RoPE,
-// SwiGLU, add, softmax and get_rows, with GFLOP/s and the bytes read and written per second.
+// SwiGLU, add, softmax and get_rows, with GFLOP/s and the bytes read and written per second
+// (left out with --matmul-only). --cpu-time times the matmuls in process CPU seconds instead of wall
+// seconds (GFLOP/s per busy core-second when threads wait for a core of a shared machine).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,8 @@ struct PerfOptions {
     int reps = 9;
     quant::Isa isa = quant::Isa::Avx512;
     bool isa_set = false;
+    bool matmul_only = false;
+    bool cpu_time = false;
     std::vector<GgmlType> types;
 };
 
@@ -50,16 +56,25 @@ Weight perf_weight(GgmlType type, int64_t n) {
     return w;
 }
 
-double median_seconds(backend::cpu::CpuOps& ops, const Weight& w, const std::vector<float>& x, int64_t n_tok,
-                      int reps) {
+// Wall-clock seconds, or with cpu_time the CPU seconds of the whole process (all its threads): on a
+// machine shared with other work that counts only the time the product actually ran.
+double now_seconds(bool cpu_time) {
+    if (!cpu_time) return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+double median_seconds(backend::cpu::CpuOps& ops, const Weight& w, const std::vector<float>& x, int64_t n_tok, int reps,
+                      bool cpu_time) {
     std::vector<double> t;
     for (int i = 0; i < reps + 1; ++i) {
         ops.reset();
         const backend::Act a = ops.input(std::span(x).first(size_t(w.t.ne[0] * n_tok)), {w.t.ne[0], n_tok, 1, 1});
-        const auto t0 = std::chrono::steady_clock::now();
+        const double t0 = now_seconds(cpu_time);
         ops.matmul(w.t, a);
-        const auto t1 = std::chrono::steady_clock::now();
-        if (i > 0) t.push_back(std::chrono::duration<double>(t1 - t0).count());  // first run warms up
+        const double t1 = now_seconds(cpu_time);
+        if (i > 0) t.push_back(t1 - t0);  // first run warms up
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
@@ -88,8 +103,8 @@ int run_perf(const PerfOptions& o) {
         const Weight w = perf_weight(type, o.n);
         const double bytes = double(w.bytes.size());
         const std::vector<float> x = random_floats(size_t(o.n * o.n_tok), 2);
-        const double td = median_seconds(ops, w, x, 1, o.reps);
-        const double tp = median_seconds(ops, w, x, o.n_tok, std::max(3, o.reps / 3));
+        const double td = median_seconds(ops, w, x, 1, o.reps, o.cpu_time);
+        const double tp = median_seconds(ops, w, x, o.n_tok, std::max(3, o.reps / 3), o.cpu_time);
         const double flop = 2.0 * double(o.n) * double(o.n);
         std::printf("%-7s %10.1f | %9.3f %9.1f %8.2f | %9.2f %9.1f %8.2f%s\n", std::string(type_name(type)).c_str(),
                     bytes / (1 << 20), td * 1e3, flop / td * 1e-9, bytes / td * 1e-9, tp * 1e3,
@@ -97,7 +112,7 @@ int run_perf(const PerfOptions& o) {
                     k->gemm_for(type) ? "" : "  (scalar fallback)");
         std::fflush(stdout);
     }
-    run_perf_ops(ops, o);
+    if (!o.matmul_only) run_perf_ops(ops, o);
     return 0;
 }
 
@@ -202,6 +217,14 @@ bool parse_perf(int argc, char** argv, PerfOptions& o) {
         const std::string a = argv[i];
         auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
         if (a == "--perf") continue;
+        if (a == "--cpu-time") {
+            o.cpu_time = true;
+            continue;
+        }
+        if (a == "--matmul-only") {
+            o.matmul_only = true;
+            continue;
+        }
         if (a == "-t") {
             o.n_threads = std::atoi(next());
         } else if (a == "--n") {

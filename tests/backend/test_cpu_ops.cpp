@@ -85,9 +85,10 @@ TEST(CpuOps, ScalarTableMatchesReference) {
 
 TEST(CpuOps, DecodeEqualsBatchedColumns) {
     // A token's logits must not depend on the micro-batch it is in (bit for bit).
-    for (GgmlType type :
-         {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::F32}) {
-        const int64_t n_in = 512, n_out = 45, n_tok = 11;
+    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16,
+                          GgmlType::F32}) {
+        // 75 tokens: two column blocks of the GEMM split, register tiles of 8 and a remainder.
+        const int64_t n_in = 512, n_out = 45, n_tok = 75;
         const Weight w = make_weight(type, n_in, n_out, 9);
         const std::vector<float> x = random_floats(size_t(n_in * n_tok), 10);
         CpuOps cpu(3);

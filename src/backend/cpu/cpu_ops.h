@@ -33,7 +33,7 @@ namespace ferry::backend::cpu {
 // The GEMM work split (matmul.cpp, moe.cpp): items of up to kColBlock activation columns times a run of
 // weight rows (kPrefillRows with several columns; in decode sized so each thread gets about 8 items).
 inline constexpr int64_t kColBlock = 64;
-inline constexpr int64_t kPrefillRows = 16;
+inline constexpr int64_t kPrefillRows = 64;
 inline constexpr int64_t kMinParallelMacs = 1 << 16;  // smaller products run on the calling thread
 
 class CpuOps final : public Ops {

@@ -14,6 +14,13 @@
 // Per block: sumi (8 int32 lanes) = integer dot of the 32 codes with the 32 activation quants; the
 // float accumulator gets sumi * (d_w * d_a). Offset formats (Q4_1, Q5_1) add m_w * s_a in one lane of
 // a second accumulator.
+//
+// With AVX-512: decode takes gemv_pairs (two chains) or gemv_rows2 (one chain), prefill the register
+// tiles of panel_gemm (two chains: 2 rows x 8 columns, two blocks per register) or block_gemm (one chain:
+// 4 rows x 8 columns, two rows per register) for groups of 4..8 columns and tile_pairs / tile<K, 1> for
+// the last 1..3 columns; every one of them computes each output with the operations of tile<K, 1>.
+
+#include <cstddef>
 
 #include "quant/iq4_nl.h"
 #include "quant/mxfp4.h"
@@ -65,6 +72,9 @@ struct KQ8_0 {
     using A = BlockQ8_0;
     static constexpr bool kSigned = true, kOffset = false, kTwoChains = false;
     static Unpacked unpack(const W& w) { return make<true>(load256(w.qs), h2f(w.d)); }
+    static constexpr int kBias = 128;
+    static __m256i codes(const W& w) { return _mm256_xor_si256(load256(w.qs), _mm256_set1_epi8(-128)); }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KQ4_0 {
@@ -74,6 +84,9 @@ struct KQ4_0 {
     static Unpacked unpack(const W& w) {
         return make<true>(_mm256_sub_epi8(unpack_nibbles_16(w.qs), _mm256_set1_epi8(8)), h2f(w.d));
     }
+    static constexpr int kBias = 8;
+    static __m256i codes(const W& w) { return unpack_nibbles_16(w.qs); }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KQ4_1 {
@@ -81,6 +94,9 @@ struct KQ4_1 {
     using A = BlockQ8_1;
     static constexpr bool kSigned = false, kOffset = true, kTwoChains = false;
     static Unpacked unpack(const W& w) { return make<false>(unpack_nibbles_16(w.qs), 0.0f); }
+    static constexpr int kBias = 0;
+    static __m256i codes(const W& w) { return unpack_nibbles_16(w.qs); }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KQ5_0 {
@@ -91,6 +107,9 @@ struct KQ5_0 {
         const __m256i q = _mm256_or_si256(unpack_nibbles_16(w.qs), fifth_bits(w.qh));
         return make<true>(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), h2f(w.d));
     }
+    static constexpr int kBias = 16;
+    static __m256i codes(const W& w) { return _mm256_or_si256(unpack_nibbles_16(w.qs), fifth_bits(w.qh)); }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KQ5_1 {
@@ -100,6 +119,9 @@ struct KQ5_1 {
     static Unpacked unpack(const W& w) {
         return make<false>(_mm256_or_si256(unpack_nibbles_16(w.qs), fifth_bits(w.qh)), 0.0f);
     }
+    static constexpr int kBias = 0;
+    static __m256i codes(const W& w) { return unpack(w).q; }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KIQ4_NL {
@@ -107,6 +129,9 @@ struct KIQ4_NL {
     using A = BlockQ8_0;
     static constexpr bool kSigned = true, kOffset = false, kTwoChains = true;
     static Unpacked unpack(const W& w) { return make<true>(lookup16(kIq4nlValues, unpack_nibbles_16(w.qs)), h2f(w.d)); }
+    static constexpr int kBias = 128;
+    static __m256i codes(const W& w) { return _mm256_xor_si256(unpack(w).q, _mm256_set1_epi8(-128)); }
+    static float scale(const W& w) { return h2f(w.d); }
 };
 
 struct KMXFP4 {
@@ -116,6 +141,10 @@ struct KMXFP4 {
     static Unpacked unpack(const W& w) {
         return make<true>(lookup16(kMxfp4Values, unpack_nibbles_16(w.qs)), e8m0_half(w.e));
     }
+    static constexpr int kBias = 128;
+    static __m256i codes(const W& w) { return _mm256_xor_si256(unpack(w).q, _mm256_set1_epi8(-128)); }
+    static float scale(const W& w) { return e8m0_half(w.e); }
+    static constexpr bool kE8M0 = true;  // not an fp16 scale (see scales2)
 };
 
 // Two adjacent fp16 fields (d and m of Q4_1 / Q5_1, d and s of Q8_1) -> [d, m, 0, 0] in one conversion.
@@ -360,6 +389,322 @@ void gemv_pairs(const GemmArgs& g) {
     }
 }
 
+// AVX-512 prefill of the two-chain formats (IQ4_NL, MXFP4): register tiles of R = 2 weight rows x
+// kPanelCols = 8 activation columns, each output one zmm laid out as in gemv_pairs (block 2i in lanes
+// 0..7, block 2i+1 in lanes 8..15: the even-block and the odd-block chain), so per output and block pair
+// the work is one dpbusd, one conversion, one scale product and one FMA.
+//
+// The integer dot of signed codes w with signed quants a is taken with unsigned codes u = w + bias:
+// sum(w * a) = dpbusd(-bias * sum(a), u, a), exact in int32 (the correction per group of 4 quants is
+// computed once per column, not per row; offset formats have unsigned codes and bias 0). The float side
+// is block_acc, the same operations lane by lane as tile<K, 1> and gemv_pairs, so every output is
+// bit-identical to decode's whatever the tile.
+//
+// The activation columns are first laid out per block pair (ActPair: the 64 quants, the correction and
+// the scales widened to [d_a(2i) x 8 | d_a(2i+1) x 8]) for kChunkPairs pairs at a time, a panel of
+// 8 x 16 x 192 bytes = 24 KiB that stays in L1 while the weight rows stream past it, laid out once for
+// up to kPanelRows rows. Their accumulators are kept in memory between chunks (a store and a reload do
+// not change a float).
+constexpr int kPanelCols = 8;
+constexpr int64_t kChunkPairs = 16;
+constexpr int64_t kPanelRows = 64;  // rows whose accumulators are kept between chunks (32 KiB)
+
+// [scale(w0), min(w0), scale(w1), min(w1)] (min 0 for the formats without one). The fp16 formats keep
+// d (and m) in the first bytes of a block: both blocks' are converted with one vcvtph2ps.
+template <class K>
+inline __m128 scales2(const typename K::W& w0, const typename K::W& w1) {
+    if constexpr (requires { K::kE8M0; }) {
+        return _mm_setr_ps(K::scale(w0), 0.0f, K::scale(w1), 0.0f);
+    } else {
+        static_assert(offsetof(typename K::W, d) == 0);
+        constexpr size_t kBytes = K::kOffset ? 4 : 2;
+        if constexpr (K::kOffset) static_assert(offsetof(typename K::W, m) == 2);
+        uint32_t a = 0, b = 0;
+        std::memcpy(&a, &w0, kBytes);
+        std::memcpy(&b, &w1, kBytes);
+        return _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(uint64_t(a) | uint64_t(b) << 32)));
+    }
+}
+
+// Not std::min: no library template may be instantiated with AVX-512 flags here (see simd.h).
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+struct alignas(64) ActPair {
+    __m512i q;    // quants of blocks 2i (bytes 0..31) and 2i+1 (bytes 32..63)
+    __m512i neg;  // -bias * (sum of each group of 4 quants), per int32 lane
+    __m512 d;     // d_a(2i) x 8 | d_a(2i+1) x 8
+};
+
+// The per-block accumulation rule of every Q8_0-activation kernel in this file: the block's integer dot
+// converted to float, times the product of the two scales (rounded once), added with one FMA.
+inline __m512 block_acc(__m512 acc, __m512i sumi, __m512 wd, __m512 ad) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(wd, ad), acc);
+}
+
+// Fills panel[i][c] for pairs [p0, p0 + np) of the columns (ncols real ones, the rest zeros); a last
+// pair past the row's blocks has its odd half zeroed.
+template <class K>
+void pack_panel(const GemmArgs& g, int64_t c0, int ncols, int64_t p0, int64_t np, ActPair (*panel)[kPanelCols]) {
+    static_assert(K::kTwoChains && !K::kOffset);
+    using A = typename K::A;
+    const int64_t nb = g.n / 32;
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(static_cast<uint8_t>(K::kBias)));
+    for (int c = 0; c < kPanelCols; ++c) {
+        if (c >= ncols) {
+            for (int64_t i = 0; i < np; ++i) {
+                panel[i][c] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_ps()};
+            }
+            continue;
+        }
+        const auto* a = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+        for (int64_t i = 0; i < np; ++i) {
+            const int64_t b = 2 * (p0 + i);
+            const bool both = b + 1 < nb;
+            const __m256i hi = both ? load256(a[b + 1].qs) : _mm256_setzero_si256();
+            const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), hi, 1);
+            __m512i neg = _mm512_setzero_si512();
+            if constexpr (K::kBias != 0)
+                neg = _mm512_sub_epi32(neg, _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, q));
+            const __m512 d =
+                _mm512_insertf32x8(_mm512_set1_ps(h2f(a[b].d)), _mm256_set1_ps(both ? h2f(a[b + 1].d) : 0.0f), 1);
+            panel[i][c] = {q, neg, d};
+        }
+    }
+}
+
+// R weight rows (w[r] at block 0) x kPanelCols columns over pairs [p0, p0 + np) of the panel; `half`:
+// the last of these pairs holds only one block (the row's last), whose odd lanes are left unchanged.
+template <class K, int R>
+inline void panel_rows(const typename K::W* const* w, const ActPair (*panel)[kPanelCols], int64_t p0, int64_t np,
+                       bool half, __m512 (*acc)[kPanelCols], int64_t prefetch) {
+    const int64_t n_full = half ? np - 1 : np;
+    const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int64_t i = 0; i < n_full; ++i) {
+        const int64_t b = 2 * (p0 + i);
+        __m512i q[R];
+        __m512 d[R];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r) {
+            // The same blocks of the rows after these (a software prefetch: the rows are strided).
+            _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + prefetch, _MM_HINT_T0);
+            q[r] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w[r][b])), K::codes(w[r][b + 1]), 1);
+            const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w[r][b], w[r][b + 1]));
+            d[r] = _mm512_permutexvar_ps(idx_d, sm);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < kPanelCols; ++c) {
+            const ActPair& a = panel[i][c];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; ++r)
+                acc[r][c] = block_acc(acc[r][c], _mm512_dpbusd_epi32(a.neg, q[r], a.q), d[r], a.d);
+        }
+    }
+    if (half) {
+        const int64_t b = 2 * (p0 + n_full);
+        __m512i q[R];
+        __m512 d[R];
+        for (int r = 0; r < R; ++r) {
+            q[r] = _mm512_castsi256_si512(K::codes(w[r][b]));
+            q[r] = _mm512_inserti64x4(q[r], _mm256_setzero_si256(), 1);
+            d[r] = _mm512_set1_ps(K::scale(w[r][b]));
+        }
+        for (int c = 0; c < kPanelCols; ++c) {
+            const ActPair& a = panel[n_full][c];
+            for (int r = 0; r < R; ++r) {
+                const __m512 s = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(a.neg, q[r], a.q));
+                acc[r][c] = _mm512_mask3_fmadd_ps(s, _mm512_mul_ps(d[r], a.d), acc[r][c], __mmask16(0x00ff));
+            }
+        }
+    }
+}
+
+// Columns [c0, c0 + ncols) (ncols <= kPanelCols) of the tile.
+template <class K>
+void panel_gemm(const GemmArgs& g, int64_t c0, int ncols) {
+    using W = typename K::W;
+    const int64_t nb = g.n / 32, n_pairs = (nb + 1) / 2;
+    alignas(64) ActPair panel[kChunkPairs][kPanelCols];
+    alignas(64) __m512 acc[kPanelRows][kPanelCols];
+    for (int64_t r0 = 0; r0 < g.nr; r0 += kPanelRows) {
+        const int64_t nr = min64(kPanelRows, g.nr - r0);
+        for (int64_t r = 0; r < nr; ++r) {
+            for (int c = 0; c < kPanelCols; ++c) acc[r][c] = _mm512_setzero_ps();
+        }
+        for (int64_t p0 = 0; p0 < n_pairs; p0 += kChunkPairs) {
+            const int64_t np = min64(kChunkPairs, n_pairs - p0);
+            const bool half = p0 + np == n_pairs && nb % 2 != 0;
+            pack_panel<K>(g, c0, ncols, p0, np, panel);
+            int64_t r = 0;
+            for (; r + 2 <= nr; r += 2) {
+                const W* w[2] = {
+                    reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride),
+                    reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r0 + r + 1) * g.w_stride)};
+                // Local copies, so that the compiler keeps them in registers.
+                __m512 a2[2][kPanelCols];
+                for (int c = 0; c < kPanelCols; ++c) a2[0][c] = acc[r][c], a2[1][c] = acc[r + 1][c];
+                panel_rows<K, 2>(w, panel, p0, np, half, a2, int64_t(2 * g.w_stride));
+                for (int c = 0; c < kPanelCols; ++c) acc[r][c] = a2[0][c], acc[r + 1][c] = a2[1][c];
+            }
+            if (r < nr) {
+                const W* w[1] = {reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride)};
+                panel_rows<K, 1>(w, panel, p0, np, half, &acc[r], int64_t(g.w_stride));
+            }
+        }
+        for (int64_t r = 0; r < nr; ++r) {
+            for (int c = 0; c < ncols; ++c) {
+                const __m256 lo = _mm512_castps512_ps256(acc[r][c]);
+                const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][c]), 1));
+                g.y[(c0 + c) * g.ldy + r0 + r] = hsum(_mm256_add_ps(lo, hi));
+            }
+        }
+    }
+}
+
+// AVX-512 prefill of the one-chain formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): register tiles of 4 weight
+// rows x kPanelCols = 8 activation columns. Each zmm accumulator holds two outputs, rows 2j (lanes 0..7)
+// and 2j + 1 (lanes 8..15) of one column: per block the weights are [row 2j's block b | row 2j+1's
+// block b], the activation block b is broadcast to both halves and the scales are
+// [d_w(2j) d_a x 8 | d_w(2j+1) d_a x 8], so every output's 8 lanes are one chain over the blocks in
+// order (block_acc: the same operations lane by lane as tile<K, 1> and gemv_rows2) and its result is
+// hsum of its half, as in decode. Offset formats (Q4_1, Q5_1) keep one vector per row pair for all 8
+// columns: lane c = row 2j's m_w * s_a summed over the blocks in order, lane 8 + c row 2j+1's.
+//
+// The activation columns are laid out per block (ActBlock: the 32 quants and the correction, the scales
+// in dsc, the offset formats' s_a in ssum) for kChunkBlocks blocks at a time, a panel of 8 x 32 x 64 bytes
+// = 16 KiB that stays in L1 while the weight rows stream past it; their accumulators are kept in memory
+// between chunks for up to kPanelRows rows.
+constexpr int64_t kChunkBlocks = 32;
+
+struct alignas(64) ActBlock {
+    __m256i q;    // the block's quants
+    __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane
+};
+
+// Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the columns (ncols real
+// ones, the rest zeros).
+template <class K>
+void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, ActBlock (*panel)[kPanelCols],
+                 float (*dsc)[kPanelCols], float (*ssum)[kPanelCols]) {
+    using A = typename K::A;
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(static_cast<uint8_t>(K::kBias)));
+    for (int c = 0; c < kPanelCols; ++c) {
+        if (c >= ncols) {
+            for (int64_t i = 0; i < n; ++i) {
+                panel[i][c] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+                dsc[i][c] = 0.0f;
+                if constexpr (K::kOffset) ssum[i][c] = 0.0f;
+            }
+            continue;
+        }
+        const auto* a = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+        for (int64_t i = 0; i < n; ++i) {
+            const A& ab = a[b0 + i];
+            const __m256i q = load256(ab.qs);
+            __m256i neg = _mm256_setzero_si256();
+            if constexpr (K::kBias != 0)
+                neg = _mm256_sub_epi32(neg, _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q));
+            panel[i][c] = {q, neg};
+            dsc[i][c] = h2f(ab.d);
+            if constexpr (K::kOffset) ssum[i][c] = h2f(ab.s);
+        }
+    }
+}
+
+// 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x kPanelCols columns over blocks
+// [b0, b0 + n) of the panel.
+template <class K, int RP>
+inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kPanelCols],
+                       const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
+                       __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
+    const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    [[maybe_unused]] const __m512i idx_m = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t b = b0 + i;
+        __m512i q[RP];
+        __m512 d[RP];
+#pragma GCC unroll 2
+        for (int j = 0; j < RP; ++j) {
+            const typename K::W& w0 = w[2 * j][b];
+            const typename K::W& w1 = w[2 * j + 1][b];
+            // The same blocks of the rows after these (a software prefetch: the rows are strided).
+            _mm_prefetch(reinterpret_cast<const char*>(&w0) + prefetch, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(&w1) + prefetch, _MM_HINT_T0);
+            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w0)), K::codes(w1), 1);
+            const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
+            d[j] = _mm512_permutexvar_ps(idx_d, sm);
+            if constexpr (K::kOffset) {
+                const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
+                off[j] = _mm512_add_ps(off[j], _mm512_mul_ps(m, _mm512_broadcast_f32x8(_mm256_load_ps(ssum[i]))));
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < kPanelCols; ++c) {
+            const __m512i aq = _mm512_broadcast_i64x4(panel[i][c].q);
+            const __m512i neg = _mm512_broadcast_i64x4(panel[i][c].neg);
+            const __m512 ad = _mm512_set1_ps(dsc[i][c]);
+#pragma GCC unroll 2
+            for (int j = 0; j < RP; ++j) acc[j][c] = block_acc(acc[j][c], _mm512_dpbusd_epi32(neg, q[j], aq), d[j], ad);
+        }
+    }
+}
+
+// Columns [c0, c0 + ncols) (ncols <= kPanelCols) of the tile; an odd last row is paired with itself.
+template <class K>
+void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
+    using W = typename K::W;
+    const int64_t nb = g.n / 32;
+    alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
+    alignas(64) float dsc[kChunkBlocks][kPanelCols];
+    alignas(64) float ssum[kChunkBlocks][kPanelCols];
+    alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
+    alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, see above
+    auto row = [&](int64_t r) {
+        return reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + min64(r, g.nr - 1) * g.w_stride);
+    };
+    for (int64_t r0 = 0; r0 < g.nr; r0 += kPanelRows) {
+        const int64_t nr = min64(kPanelRows, g.nr - r0);
+        const int64_t npairs = (nr + 1) / 2;
+        for (int64_t j = 0; j < npairs; ++j) {
+            for (int c = 0; c < kPanelCols; ++c) acc[j][c] = _mm512_setzero_ps();
+            off[j] = _mm512_setzero_ps();
+        }
+        for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
+            const int64_t n = min64(kChunkBlocks, nb - b0);
+            pack_blocks<K>(g, c0, ncols, b0, n, panel, dsc, ssum);
+            int64_t j = 0;
+            for (; j + 2 <= npairs; j += 2) {
+                const int64_t r = r0 + 2 * j;
+                const W* w[4] = {row(r), row(r + 1), row(r + 2), row(r + 3)};
+                // Local copies, so that the compiler keeps them in registers.
+                __m512 a2[2][kPanelCols];
+                __m512 o2[2] = {off[j], off[j + 1]};
+                for (int c = 0; c < kPanelCols; ++c) a2[0][c] = acc[j][c], a2[1][c] = acc[j + 1][c];
+                block_rows<K, 2>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(4 * g.w_stride));
+                for (int c = 0; c < kPanelCols; ++c) acc[j][c] = a2[0][c], acc[j + 1][c] = a2[1][c];
+                off[j] = o2[0];
+                off[j + 1] = o2[1];
+            }
+            if (j < npairs) {
+                const int64_t r = r0 + 2 * j;
+                const W* w[2] = {row(r), row(r + 1)};
+                block_rows<K, 1>(w, panel, dsc, ssum, b0, n, &acc[j], &off[j], int64_t(2 * g.w_stride));
+            }
+        }
+        for (int64_t r = 0; r < nr; ++r) {
+            const int64_t j = r / 2, h = r % 2;
+            alignas(64) float o[16];
+            _mm512_store_ps(o, off[j]);
+            for (int c = 0; c < ncols; ++c) {
+                const __m512d pair = _mm512_castps_pd(acc[j][c]);
+                float v =
+                    hsum(_mm256_castpd_ps(h == 0 ? _mm512_castpd512_pd256(pair) : _mm512_extractf64x4_pd(pair, 1)));
+                if constexpr (K::kOffset) v += o[8 * h + c];
+                g.y[(c0 + c) * g.ldy + r0 + r] = v;
+            }
+        }
+    }
+}
+
 #endif
 
 // Decode of a one-chain format: two weight rows at a time, each with its own single accumulator (the
@@ -432,6 +777,15 @@ void gemm(const GemmArgs& g) {
         return;
     }
     int64_t c = 0;
+    // Register tiles for groups of 8 columns, and for a last group of 4..7 (padded with zeros).
+    for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) {
+        if constexpr (K::kTwoChains) {
+            panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
+        } else {
+            block_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
+        }
+    }
+    if (c >= g.nc) return;
     for (; c + 8 <= g.nc; c += 8) tile_pairs<K, 4>(g, c);
     switch ((g.nc - c) / 2) {
         case 3: tile_pairs<K, 3>(g, c); break;
