@@ -72,6 +72,16 @@ std::string describe_weights(const gguf::File& file, const std::string& arch) {
 
 }  // namespace
 
+runtime::SessionParams session_params(const Params& params, int64_t n_ctx) {
+    runtime::SessionParams sp;
+    sp.n_ctx = n_ctx;
+    sp.n_ubatch = params.n_ubatch;
+    sp.kv_type_k = params.cache_type_k;
+    sp.kv_type_v = params.cache_type_v;
+    sp.flash_attn = params.flash_attn != "off";  // auto = on, as llama.cpp decides on a CPU
+    return sp;
+}
+
 Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx_session) {
     Engine e;
     FERRY_ASSIGN(e.path, resolve_model(params));
@@ -107,12 +117,7 @@ Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx
     if (params.flash_attn == "off" && quantized_v)
         return make_error("quantized V cache was requested (-ctv " + std::string(type_name(params.cache_type_v)) +
                           "), but this requires flash attention (-fa on or auto)");
-    runtime::SessionParams sp;
-    sp.n_ctx = n_ctx_session > 0 ? n_ctx_session : params.ctx_size;
-    sp.n_ubatch = params.n_ubatch;
-    sp.kv_type_k = params.cache_type_k;
-    sp.kv_type_v = params.cache_type_v;
-    sp.flash_attn = params.flash_attn != "off";  // auto = on, as llama.cpp decides on a CPU
+    const runtime::SessionParams sp = session_params(params, n_ctx_session > 0 ? n_ctx_session : params.ctx_size);
     if (n_ctx_session >= 0) {
         FERRY_ASSIGN(runtime::Session session, runtime::Session::create(*e.model, *e.ops, sp));
         e.session = std::make_unique<runtime::Session>(std::move(session));

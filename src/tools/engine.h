@@ -35,6 +35,9 @@ struct Engine {
 // (the caller makes its own, as `serve` does per slot).
 Result<Engine> load_engine(const Params& params, const char* tool, int64_t n_ctx_session = 0);
 
+// A session of n_ctx cells with the command line's -ub, -ctk/-ctv and -fa.
+runtime::SessionParams session_params(const Params& params, int64_t n_ctx);
+
 // The chat template: --chat-template, else --chat-template-file, else the model's
 // tokenizer.chat_template (an error if there is none).
 Result<std::string> template_source(const Params& params, const gguf::File& file);

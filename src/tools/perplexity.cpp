@@ -97,11 +97,7 @@ class ChunkEvaluator {
 public:
     static Result<ChunkEvaluator> create(Engine& e, const Params& params, int32_t n_ctx, int32_t n_seq) {
         ChunkEvaluator ev(e, n_ctx, params.n_ubatch);
-        runtime::SessionParams sp;
-        sp.n_ctx = n_ctx;
-        sp.n_ubatch = params.n_ubatch;
-        sp.kv_type_k = params.cache_type_k;
-        sp.kv_type_v = params.cache_type_v;
+        runtime::SessionParams sp = session_params(params, n_ctx);
         sp.n_checkpoints = 0;  // chunks never go back
         for (int32_t i = 0; i < n_seq; ++i) {
             FERRY_ASSIGN(runtime::Session s, runtime::Session::create(*e.model, *e.ops, sp));
