@@ -84,7 +84,8 @@ TEST(CpuOps, ScalarTableMatchesReference) {
 }
 
 TEST(CpuOps, DecodeEqualsBatchedColumns) {
-    // A token's logits must not depend on the micro-batch it is in (bit for bit).
+    // A token's logits must not depend on the micro-batch it is in (bit for bit). (Q4_K with 45 rows is
+    // not llama.cpp's repacked Q4_K, whose last nc % 4 columns take another order: KernelTable::gemm_q4k_8x8.)
     for (GgmlType type :
          {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::F32}) {
         const int64_t n_in = 512, n_out = 45, n_tok = 11;
