@@ -23,13 +23,14 @@ import sys
 
 # Per-file changes to manifest.json's recommended limits, with the reason. Since the CPU backend computes
 # ggml's float order (docs/quality.md, "The golden quantized files against llama.cpp"), its batched and
-# split logits of every file are within the manifest's limits (mean KLD 0 .. 5e-5), and with llama.cpp's
-# one-row flash-attention kernel emulated the token-by-token run of every file but one too. That one is
-# qwen35moe-Q4_K_M: its token-by-token run measures 9.1e-4 (limit 7e-4) with one top-1 flip in 64
-# (98.4%, limit 99%): the K-quant one-row matmuls are not yet in llama.cpp's exact order (llama-Q4_K_M
-# and qwen35-Q4_K_M show the same gap there, 2.3e-4 and 4.2e-4, inside their limits).
+# token-by-token logits of every file are within the manifest's limits (the Q4_K_M files' token-by-token
+# runs bit for bit: 2e-13). One split run is not: qwen35-Q4_K_M's sequence 3 in micro-batches of 7
+# measures 1.4e-3 (limit 1e-3, top-1 98%). The goldens computed sequence 3 as one 200-token batch, where
+# llama.cpp's repacked Q4_K multiplies every column in its GEMM order; a 7-token micro-batch takes its
+# GEMV order for columns 5..7 (as llama.cpp would for the same split), and through the Gated DeltaNet
+# state those roundings reach every later token.
 LIMIT_OVERRIDES = {
-    "qwen35moe-Q4_K_M": {"max_mean_kld": 0.0012, "min_top1_agree": 0.98},
+    "qwen35-Q4_K_M": {"max_mean_kld": 0.0015},
 }
 
 # Limits for the reference backend only (written as reference_* lines; tests/model/test_golden.cpp). The

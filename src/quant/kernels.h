@@ -58,7 +58,9 @@ struct KernelTable {
     // Indexed by GgmlType id of the weight; nullptr = use the scalar vec_dot.
     GemmFn gemm[kMaxTypeId];
     // Q4_K weights whose row count is a multiple of 8, in the float order of llama.cpp's repacked
-    // Q4_K GEMM (x86/gemm_k.cpp); nullptr = gemm[Q4_K].
+    // Q4_K GEMM for the first nc - nc % 4 columns and its GEMV for the rest (x86/gemm_k.cpp); a
+    // column's result depends on nc % 4, so callers split columns at multiples of 4 only;
+    // nullptr = gemm[Q4_K].
     GemmFn gemm_q4k_8x8;
     // Activation quantizers, bit-exact with quantize_act_row_q8_0 / _q8_1 and quantize_row_q8_k
     // (quant::activation_quantizer); nullptr = scalar.

@@ -84,7 +84,8 @@ TEST(CpuOps, ScalarTableMatchesReference) {
 }
 
 TEST(CpuOps, DecodeEqualsBatchedColumns) {
-    // A token's logits must not depend on the micro-batch it is in (bit for bit).
+    // A token's logits must not depend on the micro-batch it is in (bit for bit). (Q4_K with 45 rows is
+    // not llama.cpp's repacked Q4_K, whose last nc % 4 columns take another order: KernelTable::gemm_q4k_8x8.)
     for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16,
                           GgmlType::F32}) {
         // 75 tokens: two column blocks of the GEMM split, register tiles of 8 and a remainder.
@@ -112,6 +113,35 @@ Tensor f32_tensor(const std::vector<float>& v) {
     t.nb = contiguous_strides(GgmlType::F32, t.ne);
     t.data = v.data();
     return t;
+}
+
+// RoPE bit for bit as ggml computes it (checked against llama.cpp's rotated Q and K): the angles by
+// repeated multiplication with powf(base, -2 / n_rot), cosf / sinf, and the rotation as GCC contracts
+// ggml's x0*cos - x1*sin, x0*sin + x1*cos: the first product fused, the second rounded.
+TEST(CpuOps, RopeIsGgmlsRotation) {
+    const int64_t dim = 64, n_head = 3, n_tok = 5;
+    const std::vector<float> x = random_floats(size_t(dim * n_head * n_tok), 41, 3.0f);
+    const std::vector<int32_t> pos = {0, 1, 17, 250, 4095};
+    CpuOps cpu(2);
+    for (auto mode : {backend::RopeMode::Normal, backend::RopeMode::Neox}) {
+        const backend::RopeParams p{.mode = mode, .n_rot = dim, .freq_base = 100000.0f};
+        const Act y = cpu.rope(cpu.input(x, {dim, n_head, n_tok, 1}), pos, p);
+        const float theta_scale = std::pow(p.freq_base, -2.0f / float(dim));
+        for (int64_t t = 0; t < n_tok; ++t) {
+            float theta = float(pos[size_t(t)]);
+            for (int64_t i = 0; i < dim / 2; ++i, theta *= theta_scale) {
+                const float c = std::cos(theta), sn = std::sin(theta);
+                for (int64_t h = 0; h < n_head; ++h) {
+                    const int64_t base = (t * n_head + h) * dim;
+                    const int64_t i0 = base + (mode == backend::RopeMode::Normal ? 2 * i : i);
+                    const int64_t i1 = base + (mode == backend::RopeMode::Normal ? 2 * i + 1 : i + dim / 2);
+                    const float x0 = x[size_t(i0)], x1 = x[size_t(i1)];
+                    ASSERT_EQ(cpu.data(y)[size_t(i0)], std::fma(x0, c, -(x1 * sn))) << t << " " << i;
+                    ASSERT_EQ(cpu.data(y)[size_t(i1)], std::fma(x0, sn, x1 * c)) << t << " " << i;
+                }
+            }
+        }
+    }
 }
 
 TEST(CpuOps, ElementWiseNormRopeSoftmaxMatchReference) {
@@ -224,8 +254,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuAttention,
 
 // llama.cpp's attention arithmetic for an F16 cache, written out one element at a time for one (token,
 // head) over its visible cells [j0, j1) of a cache holding n_kv cells (the softmax's ggml_v_expf steps
-// come from the scalar kernel table, whose own test pins them to the SIMD tables).
-std::vector<float> llama_cpp_attention(bool fa, const float* q, const std::vector<uint16_t>& k,
+// come from the scalar kernel table, whose own test pins them to the SIMD tables). one_row: -fa off with
+// a single query row in the micro-batch, where llamafile declines (n < 2) and mul_mat uses
+// ggml_vec_dot_f16 for the scores and for the output over the cells (V transposed).
+std::vector<float> llama_cpp_attention(bool fa, bool one_row, const float* q, const std::vector<uint16_t>& k,
                                        const std::vector<uint16_t>& v, int64_t stride_k, int64_t stride_v, int64_t j0,
                                        int64_t j1, int64_t dk, int64_t dv, float scale) {
     auto h = [](uint16_t x) { return fp16_to_fp32(x); };
@@ -236,7 +268,34 @@ std::vector<float> llama_cpp_attention(bool fa, const float* q, const std::vecto
         for (int i = 0; i < 4; ++i) u[i] = t[i] + t[i + 4];
         return (u[0] + u[2]) + (u[1] + u[3]);
     };
+    // ggml_vec_dot_f16 of x(i) * y(i), i < n: four 16-lane accumulators over 64-element steps, tail in double.
+    auto vec_dot_f16 = [&](int64_t n, auto x, auto y) {
+        float lanes[4][16] = {};
+        const int64_t np = n / 64 * 64;
+        for (int64_t i = 0; i < np; ++i)
+            lanes[(i % 64) / 16][i % 16] = std::fma(x(i), y(i), lanes[(i % 64) / 16][i % 16]);
+        for (int l = 0; l < 16; ++l) lanes[0][l] = (lanes[0][l] + lanes[2][l]) + (lanes[1][l] + lanes[3][l]);
+        double d = reduce16(lanes[0]);
+        for (int64_t i = np; i < n; ++i) d += double(x(i) * y(i));
+        return float(d);
+    };
     std::vector<float> out(static_cast<size_t>(dv));
+    if (one_row) {
+        const int64_t n_row = (j1 + 15) / 16 * 16, n64 = (j1 + 63) / 64 * 64;
+        std::vector<float> row(static_cast<size_t>(n_row), -INFINITY), p(static_cast<size_t>(n_row));
+        for (int64_t j = j0; j < j1; ++j)
+            row[size_t(j)] = vec_dot_f16(
+                                 dk, [&](int64_t i) { return h(k[size_t(j * stride_k + i)]); },
+                                 [&](int64_t i) { return r16(q[i]); }) *
+                             scale;
+        const float mx = *std::max_element(row.begin(), row.end());
+        const double sum = quant::kernels_for(quant::Isa::Scalar)->soft_max_ggml(n_row, p.data(), row.data(), mx);
+        for (int64_t i = 0; i < dv; ++i)
+            out[size_t(i)] = vec_dot_f16(
+                n64, [&](int64_t j) { return j >= j0 && j < j1 ? h(v[size_t(j * stride_v + i)]) : 0.0f; },
+                [&](int64_t j) { return j >= j0 && j < j1 ? r16(p[size_t(j)] * float(1.0 / sum)) : 0.0f; });
+        return out;
+    }
     if (fa) {  // ggml's one-row kernel: ggml_vec_dot_f16 scores, online softmax, F16 accumulator
         float m = -INFINITY, sum = 0;
         std::vector<float> acc(static_cast<size_t>(dv), 0.0f);
@@ -292,13 +351,14 @@ std::vector<float> llama_cpp_attention(bool fa, const float* q, const std::vecto
 }
 
 // The CPU backend, with the best and with the scalar kernel table, equals llama_cpp_attention bit for bit
-// on -fa off and the one-row flash-attention path: random shapes, GQA, windows, positions past 0.
+// on -fa off (decode included) and the one-row flash-attention path: random shapes, GQA, windows,
+// positions past 0.
 TEST(CpuAttention, EqualsLlamaCppArithmetic) {
     std::mt19937 rng(7);
     for (int iter = 0; iter < 24; ++iter) {
         const int64_t n_head_kv = 1 + int64_t(rng() % 3), n_head = n_head_kv * (1 + int64_t(rng() % 3));
         const int64_t dk = 16 * (1 + int64_t(rng() % 8)), dv = 16 * (1 + int64_t(rng() % 8));
-        const int64_t n_tok = 1 + int64_t(rng() % 40), n_past = int64_t(rng() % 90);
+        const int64_t n_tok = iter % 4 == 1 ? 1 : 1 + int64_t(rng() % 40), n_past = int64_t(rng() % 90);
         const int64_t n_swa = rng() % 3 == 0 ? 1 + int64_t(rng() % 50) : 0;
         const int64_t n_kv = n_past + n_tok, n_ctx = n_kv + 20;
         const bool fa = iter % 2 == 0;
@@ -322,10 +382,11 @@ TEST(CpuAttention, EqualsLlamaCppArithmetic) {
                 const int64_t qp = n_past + t, j1 = qp + 1, j0 = n_swa > 0 ? std::max<int64_t>(0, qp - n_swa + 1) : 0;
                 for (int64_t hh = 0; hh < n_head; ++hh) {
                     const int64_t hk = hh / (n_head / n_head_kv);
-                    const std::vector<float> want = llama_cpp_attention(
-                        fa, q.data() + (t * n_head + hh) * dk, std::vector<uint16_t>(k16.begin() + hk * dk, k16.end()),
-                        std::vector<uint16_t>(v16.begin() + hk * dv, v16.end()), n_head_kv * dk, n_head_kv * dv, j0, j1,
-                        dk, dv, scale);
+                    const std::vector<float> want =
+                        llama_cpp_attention(fa, !fa && n_tok == 1, q.data() + (t * n_head + hh) * dk,
+                                            std::vector<uint16_t>(k16.begin() + hk * dk, k16.end()),
+                                            std::vector<uint16_t>(v16.begin() + hk * dv, v16.end()), n_head_kv * dk,
+                                            n_head_kv * dv, j0, j1, dk, dv, scale);
                     for (int64_t i = 0; i < dv; ++i)
                         ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t((t * n_head + hh) * dv + i)]),
                                   std::bit_cast<uint32_t>(want[size_t(i)]))

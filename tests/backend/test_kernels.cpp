@@ -4,6 +4,7 @@
 //   - gemm tiles against the format's scalar vec_dot by NMSE, with guard values around a strided
 //     output, for awkward row and column counts; and per column bit for bit equal whatever the tile
 //     width (so token-by-token decode equals batched prefill);
+//   - the repacked-Q4_K kernel bit for bit against ggml's GEMM / GEMV order in scalar code;
 //   - the vector helpers of attention.
 // Runs for each instruction set this CPU supports (AVX2, AVX-512); the others are skipped.
 #include <gtest/gtest.h>
@@ -16,6 +17,8 @@
 #include "core/fp16.h"
 #include "cpu_test_util.h"
 #include "quant/kernels.h"
+#include "quant/q4_k.h"
+#include "quant/q8_k.h"
 
 namespace ferry::cpu_test {
 namespace {
@@ -165,6 +168,78 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
         }
     }
     EXPECT_GE(n_fast, 8);
+}
+
+// llama.cpp's repacked Q4_K order (ggml_gemm / ggml_gemv_q4_K_8x8_q8_K), written out in scalar code: the
+// first nc - nc % 4 columns per pair of sub-blocks, the rest per super-block; bit for bit.
+float q4k_8x8_ref(const quant::BlockQ4K* w, const quant::BlockQ8K* a, int64_t nb, bool gemv) {
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+        int sc[8], m[8];
+        const uint8_t* s = w[b].scales;
+        for (int j = 0; j < 4; ++j) {
+            sc[j] = s[j] & 63;
+            m[j] = s[j + 4] & 63;
+            sc[j + 4] = (s[j + 8] & 15) | (s[j] >> 6) << 4;
+            m[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
+        }
+        const float dd = fp16_to_fp32(w[b].d) * a[b].d, dm = fp16_to_fp32(w[b].dmin) * a[b].d;
+        int isum = 0, imin = 0;
+        for (int i = 0; i < 4; ++i) {
+            int lo = 0, hi = 0;
+            for (int l = 0; l < 32; ++l) {
+                lo += (w[b].qs[32 * i + l] & 15) * a[b].qs[64 * i + l];
+                hi += (w[b].qs[32 * i + l] >> 4) * a[b].qs[64 * i + 32 + l];
+            }
+            const int pair_sum = sc[2 * i] * lo + sc[2 * i + 1] * hi;
+            const int pair_min = m[2 * i] * (a[b].bsums[4 * i] + a[b].bsums[4 * i + 1]) +
+                                 m[2 * i + 1] * (a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3]);
+            if (gemv) {
+                isum += pair_sum;
+                imin += pair_min;
+            } else {
+                acc = std::fma(float(pair_sum), dd, acc);
+                accm = std::fma(float(pair_min), dm, accm);
+            }
+        }
+        if (gemv) {
+            acc = std::fma(float(isum), dd, acc);
+            accm = std::fma(float(imin), dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
+    ASSERT_NE(table_->gemm_q4k_8x8, nullptr);
+    for (int64_t n : {256, 1024}) {
+        for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9}) {
+            const int64_t nr = 6;
+            const Weight w = make_weight(GgmlType::Q4_K, n, nr, uint32_t(n + nc));
+            size_t a_stride = 0;
+            const std::vector<uint8_t> act = make_act(GgmlType::Q4_K, n, nc, uint32_t(n * 5 + nc), &a_stride);
+            std::vector<float> y(size_t(nr * nc), 12345.0f);
+            table_->gemm_q4k_8x8({.n = n,
+                                  .w = w.bytes.data(),
+                                  .w_stride = size_t(w.row_bytes),
+                                  .nr = nr,
+                                  .a = act.data(),
+                                  .a_stride = a_stride,
+                                  .nc = nc,
+                                  .y = y.data(),
+                                  .ldy = nr});
+            for (int64_t c = 0; c < nc; ++c) {
+                const bool gemv = c >= nc - nc % 4;
+                const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(act.data() + size_t(c) * a_stride);
+                for (int64_t r = 0; r < nr; ++r) {
+                    const auto* wr = reinterpret_cast<const quant::BlockQ4K*>(w.bytes.data() + r * w.row_bytes);
+                    const float want = q4k_8x8_ref(wr, ac, n / 256, gemv);
+                    ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(c * nr + r)]), std::bit_cast<uint32_t>(want))
+                        << "n=" << n << " nc=" << nc << " column " << c << " row " << r;
+                }
+            }
+        }
+    }
 }
 
 TEST_P(Kernels, VectorHelpers) {

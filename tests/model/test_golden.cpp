@@ -15,9 +15,14 @@
 //   - where the numerics are row-independent the split and token-by-token runs must also equal our
 //     own batched logits (1e-4): the reference backend (plain F32, no kernel choice) and the CPU
 //     backend with flash attention off (llama.cpp's mul_mat + softmax path: the same arithmetic for
-//     every row), checked on sequence 2; the Gated DeltaNet runs token by token in both backends, so
-//     this holds for the hybrids too. The -fa off distance from the (flash attention on) goldens is
-//     printed for information (the README: llama.cpp's own -fa off moves these files by up to ~1e-3);
+//     every row, except in a one-token micro-batch, where llamafile declines and ggml_vec_dot_f16
+//     computes both products), checked on sequence 2 in micro-batches of 10; the Gated DeltaNet runs
+//     token by token in both backends, so this holds for the hybrids too. Not on the CPU backend for
+//     files with Q4_K weights of a multiple of 8 rows: llama.cpp's repacked Q4_K computes the last
+//     nc % 4 columns of a product in its GEMV order, the others in its GEMM order, and ferry does the
+//     same (its token by token run reproduces seq2.decode.f32 bit for bit). The -fa off distance from
+//     the (flash attention on) goldens is printed for information (the README: llama.cpp's own -fa off
+//     moves these files by up to ~1e-3);
 //   - the reference backend (plain f32, not ggml's float order) is held to the file's reference_*
 //     limits where the .txt has them (the quantized Qwen3.5 files; see copy_golden_models.py), the CPU
 //     backend always to the manifest's;
@@ -199,7 +204,12 @@ protected:
     }
 
     // Row-independent numerics (see the top of the file): the reference, or the CPU without flash attention.
-    bool row_independent() const { return kind_ == backend::BackendKind::Reference || !flash_attn_; }
+    bool row_independent() const {
+        if (kind_ == backend::BackendKind::Reference) return true;
+        for (const gguf::TensorInfo& t : file_->tensors())
+            if (t.type == GgmlType::Q4_K && t.ne[1] % 8 == 0) return false;  // repacked Q4_K (see the top)
+        return !flash_attn_;
+    }
 
     void expect_self_consistent(const std::vector<float>& run, const std::vector<float>& batched, const char* what) {
         if (row_independent()) {
@@ -251,16 +261,15 @@ TEST_P(Golden, Logits) {
         expect_self_consistent(ours, ours_seq3, ("ubatch " + std::to_string(ub) + " vs one ubatch").c_str());
     }
 
-    // Flash attention off (llama.cpp's other CPU path): row-independent, so token by token and a split
-    // must equal batched.
+    // Flash attention off (llama.cpp's other CPU path): row-independent as long as no micro-batch holds a
+    // single token (64 = 6 x 10 + 4), so a split must equal batched.
     if (kind_ != backend::BackendKind::Cpu) return;
     flash_attn_ = false;
     Score off;
     const std::vector<float> off_seq2 = run(seqs[2], 256);
     score(off, read_f32(kDir + name_ + "/seq2.f32"), off_seq2);
     expect_within_limits(off, "seq2 -fa off (info)", /*enforce=*/false);
-    expect_self_consistent(run(seqs[2], 256, /*token_by_token=*/true), off_seq2, "-fa off: token by token vs batched");
-    expect_self_consistent(run(seqs[2], 7), off_seq2, "-fa off: ubatch 7 vs one ubatch");
+    expect_self_consistent(run(seqs[2], 10), off_seq2, "-fa off: ubatch 10 vs one ubatch");
 }
 
 TEST_P(Golden, GreedyMatchesUpToFirstNearTie) {

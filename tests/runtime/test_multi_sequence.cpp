@@ -8,7 +8,11 @@
 // sequence's own state, over exactly the tokens that sequence would be given alone: the chunked form
 // (64-token chunks on the CPU backend) sees the same chunks, so no tolerance is added for it; one prompt
 // (70 tokens) crosses a chunk boundary to show that. All architectures share one bound, NMSE 1e-10,
-// which only allows for matmul rows summed in another order when more columns share a tile.
+// which only allows for matmul rows summed in another order when more columns share a tile; except
+// the CPU backend on a file with Q4_K weights of a multiple of 8 rows (kRepackedQ4kNmse): like
+// llama.cpp's repacked Q4_K, the last (columns % 4) columns of such a product (of an expert's tokens,
+// for MoE experts) take its GEMV float order, so a token's roundings depend on its batch, and the
+// Gated DeltaNet state carries them on (qwen35moe-Q4_K_M: 7e-5 .. 2e-4).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,6 +38,16 @@ double nmse(std::span<const float> a, std::span<const float> b) {
 
 class MultiSequence : public ::testing::TestWithParam<std::tuple<const char*, backend::BackendKind>> {};
 
+constexpr double kRepackedQ4kNmse = 1e-3;
+
+// The bound for one file and backend (see the top).
+double bound(const gguf::File& file, backend::BackendKind kind) {
+    if (kind != backend::BackendKind::Cpu) return 1e-10;
+    for (const gguf::TensorInfo& t : file.tensors())
+        if (t.type == GgmlType::Q4_K && t.ne[1] % 8 == 0) return kRepackedQ4kNmse;
+    return 1e-10;
+}
+
 TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     const auto [name, kind] = GetParam();
     auto file = gguf::File::open(std::string("tests/data/models/") + name + ".gguf");
@@ -42,6 +56,7 @@ TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     ASSERT_TRUE(model.ok()) << model.error().message;
     ASSERT_TRUE((*model)->multi_sequence());
     const int32_t n_vocab = int32_t((*model)->info().n_vocab);
+    const double tol = bound(*file, kind);
     const auto ops = backend::make_ops(kind, 2);
     runtime::SessionParams sp;
     sp.n_ctx = 128;
@@ -103,7 +118,7 @@ TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     for (size_t s = 0; s < prompts.size(); ++s) {
         ASSERT_EQ(together[s].size(), alone[s].size()) << "sequence " << s;
         for (size_t i = 0; i < alone[s].size(); ++i)
-            EXPECT_LT(nmse(alone[s][i], together[s][i]), 1e-10) << name << " sequence " << s << " step " << i;
+            EXPECT_LT(nmse(alone[s][i], together[s][i]), tol) << name << " sequence " << s << " step " << i;
     }
 
     // A prompt step checkpointed each hybrid sequence's own state (the prompt cache of `ferry serve`
@@ -115,7 +130,7 @@ TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     tok[0] = next[0];
     auto again = runtime::Session::step(std::vector<runtime::SeqStep>{{&sessions[0], std::span(&tok[0], 1)}});
     ASSERT_TRUE(again.ok());
-    EXPECT_LT(nmse(alone[0][1], (*again)[0]), 1e-10) << name << " after truncate";
+    EXPECT_LT(nmse(alone[0][1], (*again)[0]), tol) << name << " after truncate";
 }
 
 // Logits::All: every token's row of every sequence, as a prefill of each sequence alone gives them.
@@ -141,7 +156,7 @@ TEST_P(MultiSequence, StepAllLogits) {
         auto alone = session->prefill(prompts[s], runtime::Logits::All);
         ASSERT_TRUE(alone.ok());
         ASSERT_EQ((*together)[s].size(), prompts[s].size() * n_vocab);
-        EXPECT_LT(nmse(*alone, (*together)[s]), 1e-10) << name << " sequence " << s;
+        EXPECT_LT(nmse(*alone, (*together)[s]), bound(*file, kind)) << name << " sequence " << s;
     }
 }
 

@@ -8,7 +8,11 @@
 //   reduction); the softmax of scale * scores over the causal row uses ggml_v_expf on 16-cell steps
 //   counted from cell 0 and a double sum, times float(1 / sum); the output is the dot of the
 //   probabilities rounded to V's type with each V column, again as tinyBLAS sums (lane = cell % 16).
-//   Row-independent: a token's result does not depend on the micro-batch it comes in.
+//   A micro-batch of one token (decode) is the exception, as in llama.cpp: llamafile's GEMM declines
+//   n < 2, so ggml's mul_mat computes both products with ggml_vec_dot_f16 (four 16-lane accumulators
+//   over 64-element steps; the output over the cache's cells, V stored transposed); ferry does the same
+//   for F16 K and V. Otherwise row-independent: a token's result does not depend on the micro-batch
+//   it comes in, as long as it is not alone in it.
 // * -fa on, fewer than kTiledRows query rows in the micro-batch (decode, short prompts) or a block-type
 //   cache: ggml's one-row flash-attention kernel: the query rounded to K's dot type, each score by
 //   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
@@ -226,6 +230,9 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
     const quant::KernelTable& kt = *kernels_;
     // -fa off needs a V that mul_mat reads as F16 / F32 (see the top of the file).
     const bool flash = s.flash_attn || !(v16 || v32);
+    // -fa off with one query row (decode): llamafile's GEMM declines n < 2, so ggml's mul_mat computes
+    // the scores and the output with ggml_vec_dot_f16 (see the top of the file); F16 K and V.
+    const bool one_row = !flash && n_tok == 1 && k16 && v16;
 
     // Queries for a block-type (or BF16) K: rounded / quantized to its dot type as matmul does.
     std::vector<uint8_t> qbuf;
@@ -239,6 +246,7 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
         std::vector<uint16_t> q16(k16 ? size_t(dk) : 0);
         std::vector<float> score(size_t(p.n_kv) + 32), prob(size_t(p.n_kv) + 32);
         std::vector<float> lanes(flash ? 0 : size_t(16 * dv));
+        std::vector<uint16_t> p16, vcol;  // -fa off, one row
         std::vector<uint16_t> acc16(flash && v16 ? size_t(dv) : 0);
         std::vector<float> vrow(v16 || v32 ? 0 : size_t(dv));
         for (int64_t item = b; item < e; ++item) {
@@ -258,8 +266,9 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
                 for (int64_t i = 0; i < dk; ++i) q16[size_t(i)] = fp32_to_fp16(qh[i]);
                 for (int64_t j = j_begin; j < j_end; ++j) {
                     const uint16_t* kr = layer.k16.data() + k_cell(j);
-                    score[size_t(j - j_begin)] = flash || dk % 16 != 0 ? kt.dot_f16_ggml(dk, kr, q16.data())
-                                                                       : kt.dot_f16_lanes16(dk, kr, q16.data());
+                    score[size_t(j - j_begin)] = flash || one_row || dk % 16 != 0
+                                                     ? kt.dot_f16_ggml(dk, kr, q16.data())
+                                                     : kt.dot_f16_lanes16(dk, kr, q16.data());
                 }
             } else if (k32) {
                 for (int64_t j = j_begin; j < j_end; ++j) {
@@ -328,6 +337,20 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
             }
             const double total = kt.soft_max_ggml(n_row, prob.data(), row, mx);
             const float inv = float(1.0 / total);
+            if (one_row) {
+                // Output d = ggml_vec_dot_f16 over cells [0, n64) of V[., d] and the F16 probabilities,
+                // zeros outside the visible cells: llama.cpp's row spans the cache padded to 256 cells,
+                // whose extra 64-cell steps add exact zeros.
+                const int64_t n64 = (j_end + 63) / 64 * 64;
+                p16.assign(size_t(n64), 0);
+                vcol.assign(size_t(n64), 0);
+                for (int64_t j = j_begin; j < j_end; ++j) p16[size_t(j)] = fp32_to_fp16(prob[size_t(j - c0)] * inv);
+                for (int64_t d = 0; d < dv; ++d) {
+                    for (int64_t j = j_begin; j < j_end; ++j) vcol[size_t(j)] = layer.v16[size_t(v_cell(j) + d)];
+                    acc[d] = kt.dot_f16_ggml(n64, vcol.data(), p16.data());
+                }
+                continue;
+            }
             std::fill(lanes.begin(), lanes.end(), 0.0f);
             for (int64_t j = j_begin; j < j_end; ++j) {
                 float pj = prob[size_t(j - c0)] * inv;

@@ -147,7 +147,7 @@ Act CpuOps::rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p
                                        const int64_t i0 = p.mode == RopeMode::Normal ? 2 * i : i;
                                        const int64_t i1 = p.mode == RopeMode::Normal ? 2 * i + 1 : i + n_pairs;
                                        const float c = cos_t[size_t(i)], s = sin_t[size_t(i)];
-                                       // ggml's rotate_pairs as GCC contracts it (-march=native):
+                                       // ggml's rotation as GCC contracts it (-ffp-contract=fast):
                                        // the first product fused, the second rounded.
                                        yh[i0] = std::fma(xh[i0], c, -(xh[i1] * s));
                                        yh[i1] = std::fma(xh[i0], s, xh[i1] * c);

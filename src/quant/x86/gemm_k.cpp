@@ -12,10 +12,16 @@
 //       result hsum(acc) - summs.
 //     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
 //       so every lane carries its own offset; result hsum(acc).
-//   - tile_q4k_8x8 (ggml's repacked Q4_K GEMM and GEMV, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K
-//     weights with a multiple of 8 rows): per output, per pair of sub-blocks (64 elements) in order,
-//     acc = fma(float(isum), d * a.d, acc) and accm = fma(float(imin), dmin * a.d, accm); result acc - accm.
-// Every column runs the same operations whatever the tile width (see gemm_q32.cpp).
+//   - tile_q4k_8x8 (ggml's repacked Q4_K, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K weights with a
+//     multiple of 8 rows). llama.cpp multiplies the first nc - nc % 4 columns with ggml_gemm_q4_K_8x8_q8_K
+//     and each remaining column with ggml_gemv_q4_K_8x8_q8_K, whose float orders differ:
+//       GEMM: per pair of sub-blocks (64 elements) in order, acc = fma(float(isum), d * a.d, acc) and
+//             accm = fma(float(imin), dmin * a.d, accm);
+//       GEMV: the pairs' isum and imin summed in integers per super-block, then one fma each per
+//             super-block;
+//     result acc - accm. gemm_q4k_8x8 does the same: 4-column tiles in GEMM order, the last nc % 4
+//     columns in GEMV order (so a decode's single column takes the GEMV order, as in llama.cpp).
+// For the other tiles every column runs the same operations whatever the tile width (see gemm_q32.cpp).
 #include "quant/q4_k.h"
 #include "quant/q5_k.h"
 #include "quant/q6_k.h"
@@ -190,7 +196,8 @@ void tile(const GemmArgs& g, int64_t c0) {
     }
 }
 
-// llama.cpp's repacked Q4_K order (see the top): one float chain per output over pairs of sub-blocks.
+// llama.cpp's repacked Q4_K order (see the top): one float chain per output, over pairs of sub-blocks
+// for 4-column tiles (GEMM), over super-blocks for narrower ones (GEMV, one column at a time).
 template <int NC>
 void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
     const int64_t nb = g.n / QK_K;
@@ -209,13 +216,24 @@ void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
             for (int c = 0; c < NC; ++c) {
                 const BlockQ8K& ab = a[c][b];
                 const float dd = u.d * ab.d, dm = u.dmin * ab.d;
+                int isum = 0, imin = 0;  // GEMV: the super-block's sums
                 for (int i = 0; i < 4; ++i) {
                     const __m256i s0 =
                         _mm256_madd_epi16(_mm256_maddubs_epi16(u.q[2 * i], load256(ab.qs + 64 * i)), u.sc[2 * i]);
                     const __m256i s1 = _mm256_madd_epi16(
                         _mm256_maddubs_epi16(u.q[2 * i + 1], load256(ab.qs + 64 * i + 32)), u.sc[2 * i + 1]);
-                    acc[c] = fma1(float(hsum_i32(_mm256_add_epi32(s0, s1))), dd, acc[c]);
-                    accm[c] = fma1(float(pair_mins(u, ab, i)), dm, accm[c]);
+                    const int pair_sum = hsum_i32(_mm256_add_epi32(s0, s1)), pair_min = pair_mins(u, ab, i);
+                    if constexpr (NC < 4) {
+                        isum += pair_sum;
+                        imin += pair_min;
+                    } else {
+                        acc[c] = fma1(float(pair_sum), dd, acc[c]);
+                        accm[c] = fma1(float(pair_min), dm, accm[c]);
+                    }
+                }
+                if constexpr (NC < 4) {
+                    acc[c] = fma1(float(isum), dd, acc[c]);
+                    accm[c] = fma1(float(imin), dm, accm[c]);
                 }
             }
         }
