@@ -214,28 +214,30 @@ TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
     ASSERT_NE(table_->gemm_q4k_8x8, nullptr);
     for (int64_t n : {256, 1024}) {
         for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9}) {
-            const int64_t nr = 6;
-            const Weight w = make_weight(GgmlType::Q4_K, n, nr, uint32_t(n + nc));
-            size_t a_stride = 0;
-            const std::vector<uint8_t> act = make_act(GgmlType::Q4_K, n, nc, uint32_t(n * 5 + nc), &a_stride);
-            std::vector<float> y(size_t(nr * nc), 12345.0f);
-            table_->gemm_q4k_8x8({.n = n,
-                                  .w = w.bytes.data(),
-                                  .w_stride = size_t(w.row_bytes),
-                                  .nr = nr,
-                                  .a = act.data(),
-                                  .a_stride = a_stride,
-                                  .nc = nc,
-                                  .y = y.data(),
-                                  .ldy = nr});
-            for (int64_t c = 0; c < nc; ++c) {
-                const bool gemv = c >= nc - nc % 4;
-                const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(act.data() + size_t(c) * a_stride);
-                for (int64_t r = 0; r < nr; ++r) {
-                    const auto* wr = reinterpret_cast<const quant::BlockQ4K*>(w.bytes.data() + r * w.row_bytes);
-                    const float want = q4k_8x8_ref(wr, ac, n / 256, gemv);
-                    ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(c * nr + r)]), std::bit_cast<uint32_t>(want))
-                        << "n=" << n << " nc=" << nc << " column " << c << " row " << r;
+            for (int64_t nr : {6, 8, 13, 16, 24}) {  // groups of 8 rows and the rows after them
+                const Weight w = make_weight(GgmlType::Q4_K, n, nr, uint32_t(n + nc + 7 * nr));
+                size_t a_stride = 0;
+                const std::vector<uint8_t> act = make_act(GgmlType::Q4_K, n, nc, uint32_t(n * 5 + nc), &a_stride);
+                const int64_t ldy = nr + 3;  // a gap after each column
+                std::vector<float> y(size_t(ldy * nc), 12345.0f);
+                table_->gemm_q4k_8x8({.n = n,
+                                      .w = w.bytes.data(),
+                                      .w_stride = size_t(w.row_bytes),
+                                      .nr = nr,
+                                      .a = act.data(),
+                                      .a_stride = a_stride,
+                                      .nc = nc,
+                                      .y = y.data(),
+                                      .ldy = ldy});
+                for (int64_t c = 0; c < nc; ++c) {
+                    const bool gemv = c >= nc - nc % 4;
+                    const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(act.data() + size_t(c) * a_stride);
+                    for (int64_t r = 0; r < nr; ++r) {
+                        const auto* wr = reinterpret_cast<const quant::BlockQ4K*>(w.bytes.data() + r * w.row_bytes);
+                        const float want = q4k_8x8_ref(wr, ac, n / 256, gemv);
+                        ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(c * ldy + r)]), std::bit_cast<uint32_t>(want))
+                            << "n=" << n << " nc=" << nc << " nr=" << nr << " column " << c << " row " << r;
+                    }
                 }
             }
         }

@@ -21,6 +21,8 @@
 //             super-block;
 //     result acc - accm. gemm_q4k_8x8 does the same: 4-column tiles in GEMM order, the last nc % 4
 //     columns in GEMV order (so a decode's single column takes the GEMV order, as in llama.cpp).
+//     Each group of 8 rows runs in 8 float lanes (lane r = row r's chain, the 8 rows' integer pair sums
+//     by one transpose-add), the rows after the last group one at a time.
 // For the other tiles every column runs the same operations whatever the tile width (see gemm_q32.cpp).
 #include "quant/q4_k.h"
 #include "quant/q5_k.h"
@@ -198,15 +200,16 @@ void tile(const GemmArgs& g, int64_t c0) {
 
 // llama.cpp's repacked Q4_K order (see the top): one float chain per output, over pairs of sub-blocks
 // for 4-column tiles (GEMM), over super-blocks for narrower ones (GEMV, one column at a time).
+// One row at a time: the rows from r_begin on (those after the last group of 8).
 template <int NC>
-void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
+void tile_q4k_rows(const GemmArgs& g, int64_t c0, int64_t r_begin) {
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
     for (int c = 0; c < NC; ++c) {
         a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
     }
     UnpackedK u;
-    for (int64_t r = 0; r < g.nr; ++r) {
+    for (int64_t r = r_begin; r < g.nr; ++r) {
         const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
         float acc[NC], accm[NC];
         for (int c = 0; c < NC; ++c) acc[c] = accm[c] = 0.0f;
@@ -239,6 +242,87 @@ void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
         }
         for (int c = 0; c < NC; ++c) g.y[(c0 + c) * g.ldy + r] = acc[c] - accm[c];
     }
+}
+
+// Lane r = the sum of v[r]'s 8 lanes (exact integer sums, any order).
+inline __m256i transpose_add8(const __m256i v[8]) {
+    const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
+}
+
+// The same float operations as tile_q4k_rows, for 8 rows at once: lane r of every vector belongs to
+// row r0 + r, so each output still runs its own chain of single-rounding fmas (_mm256_fmadd_ps lane =
+// fma1), with dd lane r = d[r] * a.d rounded once as in tile_q4k_rows.
+template <int NC>
+void tile_q4k_8rows(const GemmArgs& g, int64_t c0, int64_t r0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ8K* a[NC];
+    for (int c = 0; c < NC; ++c) {
+        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+    }
+    const BlockQ4K* w[8];
+    for (int r = 0; r < 8; ++r) {
+        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+    }
+    UnpackedK u[8];
+    __m256 acc[NC], accm[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int r = 0; r < 8; ++r) {
+            if constexpr (NC < 4) prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w[r] + b);
+            KQ4K::unpack(w[r][b], u[r]);
+        }
+        const __m256 d = _mm256_setr_ps(u[0].d, u[1].d, u[2].d, u[3].d, u[4].d, u[5].d, u[6].d, u[7].d);
+        const __m256 dmin =
+            _mm256_setr_ps(u[0].dmin, u[1].dmin, u[2].dmin, u[3].dmin, u[4].dmin, u[5].dmin, u[6].dmin, u[7].dmin);
+        __m256i m[8];  // lane r = row r's min of sub-block j
+        for (int j = 0; j < 8; ++j) {
+            m[j] = _mm256_setr_epi32(u[0].m[j], u[1].m[j], u[2].m[j], u[3].m[j], u[4].m[j], u[5].m[j], u[6].m[j],
+                                     u[7].m[j]);
+        }
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8K& ab = a[c][b];
+            const __m256 ad = _mm256_set1_ps(ab.d);
+            const __m256 dd = _mm256_mul_ps(d, ad), dm = _mm256_mul_ps(dmin, ad);
+            __m256i isum = _mm256_setzero_si256(), imin = _mm256_setzero_si256();  // GEMV: the super-block's sums
+            for (int i = 0; i < 4; ++i) {
+                const __m256i a0 = load256(ab.qs + 64 * i), a1 = load256(ab.qs + 64 * i + 32);
+                __m256i s[8];
+                for (int r = 0; r < 8; ++r) {
+                    const __m256i s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r].q[2 * i], a0), u[r].sc[2 * i]);
+                    const __m256i s1 =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(u[r].q[2 * i + 1], a1), u[r].sc[2 * i + 1]);
+                    s[r] = _mm256_add_epi32(s0, s1);
+                }
+                const __m256i pair_sum = transpose_add8(s);
+                const __m256i pair_min = _mm256_add_epi32(
+                    _mm256_mullo_epi32(m[2 * i], _mm256_set1_epi32(ab.bsums[4 * i] + ab.bsums[4 * i + 1])),
+                    _mm256_mullo_epi32(m[2 * i + 1], _mm256_set1_epi32(ab.bsums[4 * i + 2] + ab.bsums[4 * i + 3])));
+                if constexpr (NC < 4) {
+                    isum = _mm256_add_epi32(isum, pair_sum);
+                    imin = _mm256_add_epi32(imin, pair_min);
+                } else {
+                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_sum), dd, acc[c]);
+                    accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_min), dm, accm[c]);
+                }
+            }
+            if constexpr (NC < 4) {
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), dd, acc[c]);
+                accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dm, accm[c]);
+            }
+        }
+    }
+    for (int c = 0; c < NC; ++c) _mm256_storeu_ps(g.y + (c0 + c) * g.ldy + r0, _mm256_sub_ps(acc[c], accm[c]));
+}
+
+template <int NC>
+void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
+    const int64_t nr8 = g.nr - g.nr % 8;
+    for (int64_t r0 = 0; r0 < nr8; r0 += 8) tile_q4k_8rows<NC>(g, c0, r0);
+    if (nr8 < g.nr) tile_q4k_rows<NC>(g, c0, nr8);
 }
 
 template <class K>
