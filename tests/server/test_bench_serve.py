@@ -66,7 +66,9 @@ def test_json(ferry, url):
         return
     rows = json.loads(out)["results"]
     check([r["concurrency"] for r in rows] == [1, 2] and rows[1]["runs"][0]["requests"] == 2, f"concurrency rows: {rows}")
-    check(rows[0]["scaling"]["median"] == 1.0 and 0.2 < rows[1]["scaling"]["median"] < 5, f"scaling: {rows}")
+    # One kept run of 4-token requests: a load spike on a shared machine can move it several-fold, so the
+    # bounds only catch a broken computation (0, inf, a wrong unit).
+    check(rows[0]["scaling"]["median"] == 1.0 and 0.05 < rows[1]["scaling"]["median"] < 20, f"scaling: {rows}")
     order = [ln.split()[4] for ln in err.splitlines() if ln.startswith("bench serve: ")]
     check(order == ["x1", "x2", "x1", "x2"], f"concurrency levels interleaved: {order}")
 
@@ -87,7 +89,7 @@ def test_md_no_stream_vs(ferry, url):
     check([r["server"] for r in j["results"]] == ["A", "B"] and all(len(r["runs"]) == 2 for r in j["results"]),
           f"--vs rows: {j['results']}")
     ratio = j["ratios"][0]
-    check(ratio["scenario"] == "short" and isinstance(ratio["tok_s"], float) and 0.2 < ratio["tok_s"] < 5,
+    check(ratio["scenario"] == "short" and isinstance(ratio["tok_s"], float) and 0.05 < ratio["tok_s"] < 20,
           f"--vs ratio: {ratio}")
     order = [ln.split()[2] for ln in err.splitlines() if ln.startswith("bench serve: ")]
     check(order == ["A", "B", "A", "B", "A", "B"], f"--vs alternates A B: {order}")
