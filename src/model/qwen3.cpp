@@ -1,105 +1,13 @@
-// qwen3: dense Qwen3.
-//
-//   x = token_embd[tokens]
-//   per layer:  h = x + attn_output(attention(rms_norm(x) * attn_norm))
-//                   with q and k RMS-normalized per head (attn_q_norm, attn_k_norm {head_dim}) before
-//                   NeoX RoPE (pairs (i, i + n_rot/2)) over the whole head
-//               x = h + ffn_down(silu(ffn_gate(n)) * ffn_up(n)),  n = rms_norm(h) * ffn_norm
-//   logits = output(rms_norm(x) * output_norm)                               (token_embd when tied)
-#include <numeric>
-
+// qwen3: dense Qwen3, the pre-norm SwiGLU transformer of dense_swiglu.h with q and k RMS-normalized per
+// head (attn_q_norm, attn_k_norm {head_dim}) before NeoX RoPE (pairs (i, i + n_rot/2)) over the whole head.
 #include "model/arch.h"
-#include "model/blocks.h"
-#include "model/loader.h"
+#include "model/dense_swiglu.h"
 
 namespace ferry::model {
-namespace {
 
-using backend::Act;
-
-struct Qwen3Layer {
-    Tensor attn_norm;  // {n_embd}
-    AttentionWeights attn;
-    Tensor ffn_norm;  // {n_embd}
-    Tensor ffn_gate;  // {n_embd, n_ff}
-    Tensor ffn_up;    // {n_embd, n_ff}
-    Tensor ffn_down;  // {n_ff, n_embd}
-};
-
-class Qwen3Model final : public Model {
-public:
-    static Result<std::unique_ptr<Model>> load(const gguf::File& file);
-
-    std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type_k, GgmlType type_v) const override {
-        return std::vector<backend::KvLayerSpec>(size_t(hp_.n_layer),
-                                                 {n_ctx, hp_.n_head_kv, hp_.head_dim, hp_.head_dim_v, type_k, type_v});
-    }
-
-    Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
-    bool multi_sequence() const override { return true; }
-
-private:
-    DenseHparams hp_;
-    Tensor token_embd;  // {n_embd, n_vocab}
-    std::vector<Qwen3Layer> layers;
-    Tensor output_norm;  // {n_embd}
-    Tensor output;       // {n_embd, n_vocab}; token_embd when absent
-};
-
-Result<std::unique_ptr<Model>> Qwen3Model::load(const gguf::File& file) {
-    auto m = std::make_unique<Qwen3Model>();
-    const HparamReader r(file, "qwen3");
-    FERRY_ASSIGN(m->hp_, load_dense_hparams(r, file));
-    const DenseHparams& h = m->hp_;
-    m->info_ = {
-        .arch = "qwen3", .n_vocab = h.n_vocab, .n_embd = h.n_embd, .n_layer = h.n_layer, .n_ctx_train = h.n_ctx_train};
-
-    const TensorTable t(file);
-    FERRY_ASSIGN(const EmbeddingAndHead io, load_embedding_and_head(t, h));
-    m->token_embd = io.token_embd;
-    m->output_norm = io.output_norm;
-    m->output = io.output;
-    for (int il = 0; il < h.n_layer; ++il) {
-        Qwen3Layer l;
-        FERRY_ASSIGN(l.attn_norm, t.get(layer_name(il, "attn_norm.weight"), {h.n_embd}, WeightKind::Norm));
-        FERRY_ASSIGN(l.attn, load_attention_weights(t, il, h, /*qk_norm=*/true));
-        FERRY_ASSIGN(l.ffn_norm, t.get(layer_name(il, "ffn_norm.weight"), {h.n_embd}, WeightKind::Norm));
-        FERRY_ASSIGN(l.ffn_gate, t.get(layer_name(il, "ffn_gate.weight"), {h.n_embd, h.n_ff}, WeightKind::Matrix));
-        FERRY_ASSIGN(l.ffn_up, t.get(layer_name(il, "ffn_up.weight"), {h.n_embd, h.n_ff}, WeightKind::Matrix));
-        FERRY_ASSIGN(l.ffn_down, t.get(layer_name(il, "ffn_down.weight"), {h.n_ff, h.n_embd}, WeightKind::Matrix));
-        m->layers.push_back(std::move(l));
-    }
-    return std::unique_ptr<Model>(std::move(m));
+Result<std::unique_ptr<Model>> load_qwen3(const gguf::File& file) {
+    return load_dense_swiglu(
+        file, {.arch = "qwen3", .rope_mode = backend::RopeMode::Neox, .qk_norm = true, .rope_freqs = false});
 }
-
-Act Qwen3Model::forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const {
-    const DenseHparams& h = hp_;
-    FERRY_CHECK(!batch.seqs.empty() || int64_t(kv.size()) == h.n_layer);
-    const std::vector<int32_t> pos = batch_positions(batch);
-
-    Act x = ops.get_rows(token_embd, batch.tokens);
-    ops.name(x, "inp_embd");
-    for (int il = 0; il < h.n_layer; ++il) {
-        const Qwen3Layer& l = layers[size_t(il)];
-        Act cur = ops.rms_norm(x, &l.attn_norm, h.rms_eps);
-        ops.name(cur, "attn_norm", il);
-        const AttentionParams ap = dense_attention_params(&l.attn, h, backend::RopeMode::Neox);
-        cur = attention(ops, cur, ap, batch, pos, kv, il);
-        const Act ffn_inp = ops.add(cur, x);
-        ops.name(ffn_inp, "ffn_inp", il);
-
-        cur = ops.rms_norm(ffn_inp, &l.ffn_norm, h.rms_eps);
-        ops.name(cur, "ffn_norm", il);
-        cur = ffn_glu(ops, cur, {.gate = &l.ffn_gate, .up = &l.ffn_up, .down = &l.ffn_down, .act = GluActivation::Silu},
-                      il);
-        x = ops.add(cur, ffn_inp);
-        ops.name(x, "l_out", il);
-    }
-    return output_head(ops, x, output_norm, h.rms_eps, output, batch);
-}
-
-}  // namespace
-
-Result<std::unique_ptr<Model>> load_qwen3(const gguf::File& file) { return Qwen3Model::load(file); }
 
 }  // namespace ferry::model
