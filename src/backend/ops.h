@@ -215,9 +215,12 @@ using ActivationCallback = std::function<void(const Act&, std::string_view name,
 // Implementations add to it as they run; `ferry bench` resets it and divides by the tokens. The CPU
 // backend counts, per call: matmul every row of its weight once, get_rows the rows it gathers,
 // rms_norm its weight, attention the KV cells some query of the micro-batch sees (K and V, each KV
-// head once however many query heads share it).
+// head once however many query heads share it), moe_ffn the router, the shared expert and each chosen
+// expert's gate, up and down matrices once per call (an expert several tokens chose is read once).
+// expert_bytes is the part of weight_bytes that is routed experts' matrices.
 struct Traffic {
     uint64_t weight_bytes = 0;
+    uint64_t expert_bytes = 0;
     uint64_t kv_bytes = 0;
 };
 
@@ -304,7 +307,7 @@ public:
     // Every product follows matmul's numerics (the input quantized to the weight's paired type; the
     // down projections' input is each (token, expert) row of act(gate) * up). Only chosen experts are
     // computed and read; traffic().weight_bytes grows by the bytes read (router, chosen experts,
-    // shared expert).
+    // shared expert), traffic().expert_bytes by the chosen experts' part of them.
     virtual Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) = 0;
 
     // Per row of x {n, rows}: indices of the k largest values, largest first (ties: lower index first).

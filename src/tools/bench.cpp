@@ -254,6 +254,16 @@ Result<Plan> make_plan(const Params& params) {
     return plan;
 }
 
+// Whether the GGUF at path has routed-expert tensors (`*_exps.weight`); a file that does not open is left
+// to the run, which reports it.
+bool has_experts(const std::string& path) {
+    auto file = gguf::File::open(path, FileData::Mode::Mmap);
+    if (!file.ok()) return false;
+    for (const gguf::TensorInfo& t : file->tensors())
+        if (t.name.ends_with("_exps.weight")) return true;
+    return false;
+}
+
 Context make_context(const Plan& plan, const BenchParams& b, double bandwidth) {
     Context ctx;
     ctx.cpu_info = cpu_info();
@@ -266,6 +276,9 @@ Context make_context(const Plan& plan, const BenchParams& b, double bandwidth) {
         ctx.show_fa |= i.flash_attn != "auto";
         ctx.show_mmap |= !i.mmap;
     }
+    for (size_t i = 0; i < plan.instances.size() && !ctx.show_experts; ++i)
+        if (i == 0 || plan.instances[i].model != plan.instances[i - 1].model)
+            ctx.show_experts = has_experts(plan.instances[i].model);
     ctx.vs_llama_cpp = b.vs_llama_cpp;
     return ctx;
 }
@@ -327,6 +340,7 @@ struct Runner {
                 }
                 row.ferry.samples_ns.push_back(ns);
                 total.weight_bytes += traffic.weight_bytes;
+                total.expert_bytes += traffic.expert_bytes;
                 total.kv_bytes += traffic.kv_bytes;
                 if (row.llama_cpp) {
                     Result<uint64_t> lns = llama->run(t);
@@ -344,6 +358,7 @@ struct Runner {
             const double tokens = double(t.n_gen) * double(row.ferry.samples_ns.size());
             if (row.is_decode() && tokens > 0) {
                 row.weight_bytes_per_token = double(total.weight_bytes) / tokens;
+                row.expert_bytes_per_token = double(total.expert_bytes) / tokens;
                 row.kv_bytes_per_token = double(total.kv_bytes) / tokens;
             }
             row.peak_rss = peak_rss();

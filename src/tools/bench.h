@@ -69,6 +69,7 @@ struct Row {
     std::optional<Side> llama_cpp;  // --vs-llama-cpp and llama.cpp ran the test
     // Decode (tg) rows: bytes read per generated token. Zero elsewhere.
     double weight_bytes_per_token = 0;
+    double expert_bytes_per_token = 0;  // the routed experts' part of weight_bytes_per_token (MoE)
     double kv_bytes_per_token = 0;
     uint64_t peak_rss = 0;  // bytes: the process's peak resident set since the model was loaded
 
@@ -85,6 +86,7 @@ struct Context {
     // Columns md shows only when some instance differs from llama-bench's default.
     bool show_batch = false, show_ubatch = false, show_type_k = false, show_type_v = false, show_fa = false,
          show_mmap = false;
+    bool show_experts = false;  // md's experts/tok column: some model is a mixture of experts
 };
 
 // Writes rows as they finish (so an interrupted run still has a complete table of what finished).

@@ -3,6 +3,8 @@
 // ferry's own fields follow them:
 //
 //   weight_bytes_per_token, kv_bytes_per_token   decode rows: bytes the backend read per token
+//   expert_bytes_per_token                       decode rows: the routed experts' part of the weights
+//                                                (mixture of experts: only the chosen experts; 0 if dense)
 //   achieved_gbs, bandwidth_gbs, bandwidth_pct   (weights + KV) x t/s, the machine's read bandwidth, ratio
 //   peak_rss_bytes                               peak resident set since the row's model was loaded
 //   llama_cpp_version, llama_cpp_avg_ts, llama_cpp_stddev_ts, llama_cpp_samples_ns, ratio
@@ -79,6 +81,7 @@ nlohmann::ordered_json row_json(const Row& r, const Context& ctx) {
     j["samples_ns"] = s;
     j["samples_ts"] = r.ferry.samples_ts();
     j["weight_bytes_per_token"] = r.weight_bytes_per_token;
+    j["expert_bytes_per_token"] = r.expert_bytes_per_token;
     j["kv_bytes_per_token"] = r.kv_bytes_per_token;
     j["achieved_gbs"] = r.achieved_gbs();
     j["bandwidth_gbs"] = ctx.bandwidth_gbs;
@@ -205,6 +208,7 @@ public:
             add("ferry/llama.cpp", 15, true);
         }
         add("weights/tok", 11, true);
+        if (ctx_.show_experts) add("experts/tok", 11, true);
         add("KV/tok", 10, true);
         add("GB/s", 7, true);
         add("% bw", 6, true);
@@ -239,11 +243,13 @@ public:
         }
         if (r.is_decode()) {
             v.push_back(human_bytes(r.weight_bytes_per_token));
+            if (ctx_.show_experts) v.push_back(human_bytes(r.expert_bytes_per_token));
             v.push_back(human_bytes(r.kv_bytes_per_token));
             v.push_back(fmt("%.2f", r.achieved_gbs()));
             v.push_back(ctx_.bandwidth_gbs > 0 ? fmt("%.1f", bandwidth_pct(r, ctx_)) : "-");
         } else {
             v.insert(v.end(), {"", "", "", ""});
+            if (ctx_.show_experts) v.push_back("");
         }
         v.push_back(human_bytes(double(r.peak_rss)));
         std::string line = "|";

@@ -184,6 +184,12 @@ struct MoeSetup {
         if (w.gate_inp_shexp) b += shexp_gate_inp_t.n_bytes();
         return b;
     }
+    uint64_t expected_expert_bytes(const std::vector<int64_t>& count) const {
+        uint64_t b = 0;
+        for (int64_t n : count)
+            if (n > 0) b += backend::expert_bytes(gate.t) + backend::expert_bytes(up.t) + backend::expert_bytes(down.t);
+        return b;
+    }
 };
 
 std::vector<float> run_moe(backend::Ops& ops, const MoeSetup& s) {
@@ -225,6 +231,8 @@ TEST_P(CpuMoe, MatchesReferenceAndReadsOnlyChosenExperts) {
     EXPECT_LE(e, 1e-6) << "gate " << type_name(ty.gate) << " up " << type_name(ty.up) << " down " << type_name(ty.down);
     EXPECT_EQ(ref.traffic().weight_bytes, s.expected_weight_bytes(count));
     EXPECT_EQ(cpu.traffic().weight_bytes, s.expected_weight_bytes(count));
+    EXPECT_EQ(ref.traffic().expert_bytes, s.expected_expert_bytes(count));
+    EXPECT_EQ(cpu.traffic().expert_bytes, s.expected_expert_bytes(count));
 
     // Unchosen experts poisoned: the CPU result is unchanged, bit for bit.
     for (int64_t ex = 0; ex < c.n_expert; ++ex) {

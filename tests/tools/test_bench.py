@@ -22,8 +22,8 @@ MODEL = os.path.join(ROOT, "tests/data/models/llama-F16.gguf")
 FIELDS = ["cpu_info", "backends", "model_filename", "model_type", "model_size", "model_n_params", "n_batch",
           "n_ubatch", "n_threads", "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth",
           "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
-          "weight_bytes_per_token", "kv_bytes_per_token", "achieved_gbs", "bandwidth_gbs", "bandwidth_pct",
-          "peak_rss_bytes"]
+          "weight_bytes_per_token", "expert_bytes_per_token", "kv_bytes_per_token", "achieved_gbs", "bandwidth_gbs",
+          "bandwidth_pct", "peak_rss_bytes"]
 LLAMA_FIELDS = ["llama_cpp_version", "llama_cpp_avg_ts", "llama_cpp_stddev_ts", "llama_cpp_samples_ns", "ratio"]
 
 results = {"passed": 0, "failed": 0}
@@ -89,6 +89,39 @@ def test_json_and_bytes(ferry):
         gbs = (weights + kv) * row["avg_ts"] / 1e9
         check(abs(row["achieved_gbs"] - gbs) < 1e-9 * max(1, gbs) and
               abs(row["bandwidth_pct"] - 100 * gbs / 10) < 1e-6, "GB/s and % of --bandwidth-gbs")
+
+
+def test_moe_bytes(ferry):
+    """A mixture of experts (the golden tiny qwen3moe): a decode token reads the non-expert tensors, the
+    embedding row, and per layer the n_expert_used chosen experts' gate, up and down matrices; md adds the
+    experts/tok column, json expert_bytes_per_token."""
+    path = os.path.join(ROOT, "tests/data/models/qwen3moe-F16.gguf")
+    r = gguf.GGUFReader(path)
+    n_expert = int(r.fields["qwen3moe.expert_count"].parts[-1][0])
+    k = int(r.fields["qwen3moe.expert_used_count"].parts[-1][0])
+    dense = experts = 0
+    for t in r.tensors:
+        if t.name == "token_embd.weight":
+            dense += int(t.n_bytes) // int(t.shape[1])
+        elif t.name.endswith("_exps.weight"):
+            experts += int(t.n_bytes) // n_expert * k
+        else:
+            dense += int(t.n_bytes)
+    out = subprocess.run([ferry, "bench", "-m", path, "-t", "1", "--bandwidth-gbs", "10", "-p", "0", "-n", "3",
+                          "-r", "1", "-o", "json"], capture_output=True, text=True, cwd=ROOT)
+    rows = json.loads(out.stdout) if out.returncode == 0 else []
+    check(len(rows) == 1 and rows[0]["expert_bytes_per_token"] == experts and
+          rows[0]["weight_bytes_per_token"] == dense + experts,
+          "qwen3moe tg3: weight bytes = non-expert tensors + k chosen experts per layer",
+          f"{[(x['weight_bytes_per_token'], x['expert_bytes_per_token']) for x in rows]} vs {dense + experts}, "
+          f"{experts} {out.stderr[-300:]}")
+    out = subprocess.run([ferry, "bench", "-m", path, "-t", "1", "--bandwidth-gbs", "10", "-p", "0", "-n", "2",
+                          "-r", "1"], capture_output=True, text=True, cwd=ROOT)
+    head = [c.strip() for c in out.stdout.splitlines()[0].strip("|").split("|")] if out.stdout else []
+    check("experts/tok" in head and head.index("experts/tok") == head.index("weights/tok") + 1,
+          "md: experts/tok after weights/tok for a MoE model", str(head))
+    out = bench(ferry, "-p", "0", "-n", "2", "-r", "1")
+    check("experts/tok" not in out.stdout, "md: no experts/tok column for a dense model", out.stdout[:300])
 
 
 def test_csv_md_jsonl(ferry):
@@ -231,6 +264,7 @@ def main():
     args = ap.parse_args()
     ferry = os.path.abspath(args.ferry)
     test_json_and_bytes(ferry)
+    test_moe_bytes(ferry)
     test_csv_md_jsonl(ferry)
     test_usage_errors(ferry)
     test_ctrl_c(ferry)

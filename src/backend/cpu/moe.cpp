@@ -188,8 +188,9 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
     }
 
     Traffic& tr = traffic();
-    tr.weight_bytes +=
-        w.gate_inp->n_bytes() + uint64_t(n_active) * (expert_bytes(gate) + expert_bytes(up) + expert_bytes(down));
+    const uint64_t chosen = uint64_t(n_active) * (expert_bytes(gate) + expert_bytes(up) + expert_bytes(down));
+    tr.expert_bytes += chosen;
+    tr.weight_bytes += w.gate_inp->n_bytes() + chosen;
     if (w.gate_shexp != nullptr)
         tr.weight_bytes += w.gate_shexp->n_bytes() + w.up_shexp->n_bytes() + w.down_shexp->n_bytes();
     if (w.gate_inp_shexp != nullptr) tr.weight_bytes += w.gate_inp_shexp->n_bytes();

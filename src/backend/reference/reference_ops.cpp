@@ -542,9 +542,13 @@ Act ReferenceOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p)
 
     Traffic& tr = traffic();
     tr.weight_bytes += w.gate_inp->n_bytes();
-    for (int64_t e = 0; e < p.n_expert; ++e)
-        if (used[size_t(e)])
-            tr.weight_bytes += expert_bytes(*w.gate_exps) + expert_bytes(*w.up_exps) + expert_bytes(*w.down_exps);
+    for (int64_t e = 0; e < p.n_expert; ++e) {
+        if (used[size_t(e)]) {
+            const uint64_t b = expert_bytes(*w.gate_exps) + expert_bytes(*w.up_exps) + expert_bytes(*w.down_exps);
+            tr.weight_bytes += b;
+            tr.expert_bytes += b;
+        }
+    }
     if (w.gate_shexp != nullptr)
         tr.weight_bytes += w.gate_shexp->n_bytes() + w.up_shexp->n_bytes() + w.down_shexp->n_bytes();
     if (w.gate_inp_shexp != nullptr) tr.weight_bytes += w.gate_inp_shexp->n_bytes();
