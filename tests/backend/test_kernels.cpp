@@ -213,8 +213,8 @@ float q4k_8x8_ref(const quant::BlockQ4K* w, const quant::BlockQ8K* a, int64_t nb
 TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
     ASSERT_NE(table_->gemm_q4k_8x8, nullptr);
     for (int64_t n : {256, 1024}) {
-        for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9}) {
-            for (int64_t nr : {6, 8, 13, 16, 24}) {  // groups of 8 rows and the rows after them
+        for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 67, 70}) {  // 64-column chunks and the rest
+            for (int64_t nr : {6, 8, 13, 16, 24, 35}) {                // groups of 8 rows and the rows after them
                 const Weight w = make_weight(GgmlType::Q4_K, n, nr, uint32_t(n + nc + 7 * nr));
                 size_t a_stride = 0;
                 const std::vector<uint8_t> act = make_act(GgmlType::Q4_K, n, nc, uint32_t(n * 5 + nc), &a_stride);
