@@ -11,7 +11,9 @@
 //     Q5_K: the mins summed in integers per super-block: summs += float(imin) * (a.d * dmin) (scalar);
 //       result hsum(acc) - summs.
 //     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
-//       so every lane carries its own offset; result hsum(acc).
+//       so every lane carries its own offset; result hsum(acc). With 4 or more columns, groups of 16
+//       (AVX-512) or 8 rows run with the rows in the float lanes (q6k_rows_gemm): the same 8 float
+//       chains per output, as 8 vectors, a super-block unpacked once per 64 columns.
 //   - tile_q4k_8x8 (ggml's repacked Q4_K, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K weights with a
 //     multiple of 8 rows). llama.cpp multiplies the first nc - nc % 4 columns with ggml_gemm_q4_K_8x8_q8_K
 //     and each remaining column with ggml_gemv_q4_K_8x8_q8_K, whose float orders differ:
@@ -326,10 +328,22 @@ struct Y8 {
     static F set1(float v) { return _mm256_set1_ps(v); }
     static F zero() { return _mm256_setzero_ps(); }
     static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
     static I madd(I a, I b) { return _mm256_madd_epi16(a, b); }
     static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
     static F fmadd(I i, F b, F c) { return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), b, c); }
     static void store_diff(float* y, F a, F b) { _mm256_storeu_ps(y, _mm256_sub_ps(a, b)); }
+    static F add(F a, F b) { return _mm256_add_ps(a, b); }
+    static void store(float* y, F a) { _mm256_storeu_ps(y, a); }
+    // acc + madd(a, b) in int32 (one instruction with VNNI).
+    static I madd_acc(I acc, I a, I b) {
+        if constexpr (kVnni) {
+            return _mm256_dpwssd_epi32(acc, a, b);
+        } else {
+            return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+        }
+    }
+    static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
 };
 
 // One super-block of V::kRows rows with the rows in the lanes (lane r = row r0 + r), the order of
@@ -390,7 +404,7 @@ inline void unpack_rows(const BlockQ4K* const w[8], int64_t b, RowsQ4K<Y8>& u) {
     u.dmin = _mm256_load_ps(dmin);
 }
 
-inline int32_t load4(const int8_t* p) {
+inline int32_t load4(const void* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return v;
@@ -425,10 +439,15 @@ struct Z16 {
     static F set1(float v) { return _mm512_set1_ps(v); }
     static F zero() { return _mm512_setzero_ps(); }
     static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
     static I madd(I a, I b) { return _mm512_madd_epi16(a, b); }
     static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
     static F fmadd(I i, F b, F c) { return _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), b, c); }
     static void store_diff(float* y, F a, F b) { _mm512_storeu_ps(y, _mm512_sub_ps(a, b)); }
+    static F add(F a, F b) { return _mm512_add_ps(a, b); }
+    static void store(float* y, F a) { _mm512_storeu_ps(y, a); }
+    static I madd_acc(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+    static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
 };
 
 // Super-block b of the rows w[0 .. 15]: two groups of 8, one per 256-bit half.
@@ -498,6 +517,110 @@ void q4k_rows_gemm(const GemmArgs& g, int64_t c0, int64_t nc, int64_t r0) {
     }
 }
 
+// Q6_K with the rows in the lanes: one super-block of V::kRows rows, unpacked for a tile of columns.
+// Per column the float operations of tile<KQ6K, NC> lane for lane: acc lane l of a row (l = 0..7, the
+// int32 lane of the 8 pieces' bytes 4l .. 4l + 3) becomes vector l with that row in lane r, so a
+// column keeps 8 float vectors and ends with hsum's tree over them. The integer lane sums are those of
+// tile (sum over pieces i of scale * sum (q - 32) * a), computed as maddubs(a + 128, q - 32) with the
+// activation-independent 128 * sum (q - 32) taken out per super-block (corr).
+template <class V>
+struct RowsQ6K {
+    typename V::I q[8][8];   // [piece i][l]: lane r = codes - 32 of row r's elements 32i + 4l .. 32i + 4l + 3
+    typename V::I sc[8][2];  // [piece i][half h]: lane r = row r's scale of elements 32i + 16h .. (int16 twice)
+    typename V::I corr[8];   // [l]: lane r = sum over i of scale * 128 * (sum of those 4 codes - 32)
+    typename V::F d;
+};
+
+inline void unpack_rows(const BlockQ6K* const w[8], int64_t b, RowsQ6K<Y8>& u) {
+    __m256i t[8][8];  // [piece i][row r]
+    alignas(32) int32_t sc[8][2][8];
+    alignas(32) float d[8];
+    UnpackedK k;
+    for (int r = 0; r < 8; ++r) {
+        KQ6K::unpack(w[r][b], k);
+        for (int i = 0; i < 8; ++i) t[i][r] = k.q[i];
+        for (int i = 0; i < 8; ++i)
+            for (int h = 0; h < 2; ++h) sc[i][h][r] = int32_t(uint16_t(int16_t(w[r][b].scales[2 * i + h])) * 0x10001u);
+        d[r] = k.d;
+    }
+    const __m256i m32 = _mm256_set1_epi8(32), one = _mm256_set1_epi8(1);
+    for (int l = 0; l < 8; ++l) u.corr[l] = _mm256_setzero_si256();
+    for (int i = 0; i < 8; ++i) {
+        transpose8_epi32(t[i]);
+        for (int h = 0; h < 2; ++h) u.sc[i][h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[i][h]));
+        for (int l = 0; l < 8; ++l) {
+            u.q[i][l] = _mm256_sub_epi8(t[i][l], m32);
+            u.corr[l] =
+                _mm256_add_epi32(u.corr[l], _mm256_madd_epi16(_mm256_maddubs_epi16(one, u.q[i][l]), u.sc[i][l / 4]));
+        }
+    }
+    for (int l = 0; l < 8; ++l) u.corr[l] = _mm256_slli_epi32(u.corr[l], 7);
+    u.d = _mm256_load_ps(d);
+}
+
+#if defined(__AVX512F__)
+inline __m512i join256(__m256i l, __m256i h) { return _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1); }
+
+inline void unpack_rows(const BlockQ6K* const w[16], int64_t b, RowsQ6K<Z16>& u) {
+    RowsQ6K<Y8> lo, hi;
+    unpack_rows(w, b, lo);
+    unpack_rows(w + 8, b, hi);
+    for (int i = 0; i < 8; ++i) {
+        for (int l = 0; l < 8; ++l) u.q[i][l] = join256(lo.q[i][l], hi.q[i][l]);
+        for (int h = 0; h < 2; ++h) u.sc[i][h] = join256(lo.sc[i][h], hi.sc[i][h]);
+    }
+    for (int l = 0; l < 8; ++l) u.corr[l] = join256(lo.corr[l], hi.corr[l]);
+    u.d = _mm512_insertf32x8(_mm512_castps256_ps512(lo.d), hi.d, 1);
+}
+#endif
+
+constexpr int64_t kQ6Cols = 64;
+
+template <class V>
+void q6k_rows_gemm(const GemmArgs& g, int64_t r0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ6K* w[V::kRows];
+    for (int r = 0; r < V::kRows; ++r) {
+        w[r] = reinterpret_cast<const BlockQ6K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+    }
+    RowsQ6K<V> u;
+    typename V::F acc[kQ6Cols][8];
+    const __m256i x80 = _mm256_set1_epi8(int8_t(0x80));
+    for (int64_t cb = 0; cb < g.nc; cb += kQ6Cols) {
+        const int64_t ncb = std::min(kQ6Cols, g.nc - cb);
+        for (int64_t c = 0; c < ncb; ++c)
+            for (int l = 0; l < 8; ++l) acc[c][l] = V::zero();
+        for (int64_t b = 0; b < nb; ++b) {
+            unpack_rows(w, b, u);
+            for (int64_t c = 0; c < ncb; ++c) {
+                const BlockQ8K& ab =
+                    reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (cb + c) * g.a_stride)[b];
+                alignas(32) uint8_t au[8][32];  // a + 128 as unsigned bytes, per piece
+                for (int i = 0; i < 8; ++i) {
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(au[i]),
+                                       _mm256_xor_si256(load256(ab.qs + 32 * i), x80));
+                }
+                // |maddubs pair| <= 2 * 255 * 32 < 2^15: exact.
+                typename V::I sumi[8];
+                for (int l = 0; l < 8; ++l) sumi[l] = V::sub(V::set1(int32_t(0)), u.corr[l]);
+                for (int i = 0; i < 8; ++i) {
+                    for (int l = 0; l < 8; ++l) {
+                        const typename V::I p = V::maddubs(V::set1(load4(au[i] + 4 * l)), u.q[i][l]);
+                        sumi[l] = V::madd_acc(sumi[l], p, u.sc[i][l / 4]);
+                    }
+                }
+                const typename V::F dd = V::mul(V::set1(ab.d), u.d);
+                for (int l = 0; l < 8; ++l) acc[c][l] = V::fmadd(sumi[l], dd, acc[c][l]);
+            }
+        }
+        for (int64_t c = 0; c < ncb; ++c) {
+            const auto& a = acc[c];  // hsum's tree: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7))
+            V::store(g.y + (cb + c) * g.ldy + r0, V::add(V::add(V::add(a[0], a[4]), V::add(a[2], a[6])),
+                                                         V::add(V::add(a[1], a[5]), V::add(a[3], a[7]))));
+        }
+    }
+}
+
 template <int NC>
 void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
     const int64_t nr8 = g.nr - g.nr % 8;
@@ -540,13 +663,34 @@ void gemm_q4k_8x8(const GemmArgs& g) {
     }
 }
 
+// Q6_K: tiles of 4 or more columns with the rows in the lanes (groups of 16 / 8 rows), the rest by tile.
+void gemm_q6k(const GemmArgs& g) {
+    if (g.nc < 4) {
+        gemm<KQ6K>(g);
+        return;
+    }
+    const int64_t nr8 = g.nr - g.nr % 8;
+    int64_t r0 = 0;
+#if defined(__AVX512F__)
+    for (; r0 + 16 <= nr8; r0 += 16) q6k_rows_gemm<Z16>(g, r0);
+#endif
+    for (; r0 < nr8; r0 += 8) q6k_rows_gemm<Y8>(g, r0);
+    if (nr8 < g.nr) {
+        GemmArgs rest = g;
+        rest.w = static_cast<const uint8_t*>(g.w) + nr8 * g.w_stride;
+        rest.nr = g.nr - nr8;
+        rest.y = g.y + nr8;
+        gemm<KQ6K>(rest);
+    }
+}
+
 }  // namespace
 
 void fill_gemm_k(KernelTable& t) {
     t.gemm_q4k_8x8 = gemm_q4k_8x8;
     t.gemm[int(GgmlType::Q4_K)] = gemm<KQ4K>;
     t.gemm[int(GgmlType::Q5_K)] = gemm<KQ5K>;
-    t.gemm[int(GgmlType::Q6_K)] = gemm<KQ6K>;
+    t.gemm[int(GgmlType::Q6_K)] = gemm_q6k;
 }
 
 }  // namespace ferry::quant::FERRY_ISA
