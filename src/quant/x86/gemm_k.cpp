@@ -344,6 +344,14 @@ struct Y8 {
         }
     }
     static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+    static I unpacklo32(I a, I b) { return _mm256_unpacklo_epi32(a, b); }
+    static I unpackhi32(I a, I b) { return _mm256_unpackhi_epi32(a, b); }
+    static I unpacklo64(I a, I b) { return _mm256_unpacklo_epi64(a, b); }
+    static I unpackhi64(I a, I b) { return _mm256_unpackhi_epi64(a, b); }
+    // 128-bit lane 0 (or 1) of a, then of b.
+    static I lanes128(I a, I b, bool one) {
+        return one ? _mm256_permute2x128_si256(a, b, 0x31) : _mm256_permute2x128_si256(a, b, 0x20);
+    }
 };
 
 // One super-block of V::kRows rows with the rows in the lanes (lane r = row r0 + r), the order of
@@ -357,24 +365,44 @@ struct RowsQ4K {
     typename V::F d, dmin;
 };
 
-// v[k] lane r <- v[r] lane k.
-inline void transpose8_epi32(__m256i v[8]) {
-    __m256i t[8], u[8];
+// v[k] lane r <- v[r] lane k, in every 256-bit half.
+template <class V>
+inline void transpose8_epi32(typename V::I v[8]) {
+    typename V::I t[8], u[8];
     for (int p = 0; p < 4; ++p) {
-        t[2 * p] = _mm256_unpacklo_epi32(v[2 * p], v[2 * p + 1]);
-        t[2 * p + 1] = _mm256_unpackhi_epi32(v[2 * p], v[2 * p + 1]);
+        t[2 * p] = V::unpacklo32(v[2 * p], v[2 * p + 1]);
+        t[2 * p + 1] = V::unpackhi32(v[2 * p], v[2 * p + 1]);
     }
     for (int h = 0; h < 2; ++h) {
-        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 0] = V::unpacklo64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = V::unpackhi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = V::unpacklo64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = V::unpackhi64(t[4 * h + 1], t[4 * h + 3]);
     }
     for (int k = 0; k < 4; ++k) {
-        v[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
-        v[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+        v[k] = V::lanes128(u[k], u[k + 4], false);
+        v[k + 4] = V::lanes128(u[k], u[k + 4], true);
     }
 }
+
+// The scales, mins and d / dmin of super-block b of the rows w[0 .. N-1], lane r = row r.
+template <int N>
+struct LaneScalesQ4K {
+    alignas(64) int32_t sc[8][N];  // [j][r]
+    alignas(64) int32_t mp[4][N];  // [i][r]
+    alignas(64) float d[N], dmin[N];
+
+    LaneScalesQ4K(const BlockQ4K* const w[N], int64_t b) {
+        for (int r = 0; r < N; ++r) {
+            int s[8], m[8];
+            scales_k4(w[r][b].scales, s, m);
+            for (int j = 0; j < 8; ++j) sc[j][r] = kVnni ? s[j] : s[j] * 0x10001;
+            for (int i = 0; i < 4; ++i) mp[i][r] = m[2 * i] | m[2 * i + 1] << 16;
+            d[r] = h2f(w[r][b].d);
+            dmin[r] = h2f(w[r][b].dmin);
+        }
+    }
+};
 
 // Super-block b of the rows w[0 .. 7].
 inline void unpack_rows(const BlockQ4K* const w[8], int64_t b, RowsQ4K<Y8>& u) {
@@ -382,26 +410,17 @@ inline void unpack_rows(const BlockQ4K* const w[8], int64_t b, RowsQ4K<Y8>& u) {
     for (int i = 0; i < 4; ++i) {
         __m256i t[8];
         for (int r = 0; r < 8; ++r) t[r] = load256(w[r][b].qs + 32 * i);
-        transpose8_epi32(t);
+        transpose8_epi32<Y8>(t);
         for (int k = 0; k < 8; ++k) {
             u.q[2 * i][k] = _mm256_and_si256(t[k], low);
             u.q[2 * i + 1][k] = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), low);
         }
     }
-    alignas(32) int32_t sc[8][8], mp[4][8];  // [j or i][r]
-    alignas(32) float d[8], dmin[8];
-    for (int r = 0; r < 8; ++r) {
-        int s[8], m[8];
-        scales_k4(w[r][b].scales, s, m);
-        for (int j = 0; j < 8; ++j) sc[j][r] = kVnni ? s[j] : s[j] * 0x10001;
-        for (int i = 0; i < 4; ++i) mp[i][r] = m[2 * i] | m[2 * i + 1] << 16;
-        d[r] = h2f(w[r][b].d);
-        dmin[r] = h2f(w[r][b].dmin);
-    }
-    for (int j = 0; j < 8; ++j) u.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[j]));
-    for (int i = 0; i < 4; ++i) u.mins[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(mp[i]));
-    u.d = _mm256_load_ps(d);
-    u.dmin = _mm256_load_ps(dmin);
+    const LaneScalesQ4K<8> ls(w, b);
+    for (int j = 0; j < 8; ++j) u.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls.sc[j]));
+    for (int i = 0; i < 4; ++i) u.mins[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls.mp[i]));
+    u.d = _mm256_load_ps(ls.d);
+    u.dmin = _mm256_load_ps(ls.dmin);
 }
 
 inline int32_t load4(const void* p) {
@@ -448,21 +467,37 @@ struct Z16 {
     static void store(float* y, F a) { _mm512_storeu_ps(y, a); }
     static I madd_acc(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
     static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+    static I unpacklo32(I a, I b) { return _mm512_unpacklo_epi32(a, b); }
+    static I unpackhi32(I a, I b) { return _mm512_unpackhi_epi32(a, b); }
+    static I unpacklo64(I a, I b) { return _mm512_unpacklo_epi64(a, b); }
+    static I unpackhi64(I a, I b) { return _mm512_unpackhi_epi64(a, b); }
+    // Y8::lanes128 in each 256-bit half.
+    static I lanes128(I a, I b, bool one) {
+        return _mm512_permutex2var_epi64(
+            a, one ? _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15) : _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), b);
+    }
 };
 
-// Super-block b of the rows w[0 .. 15]: two groups of 8, one per 256-bit half.
+// Super-block b of the rows w[0 .. 15]: rows 0..7 in the low 256-bit half, 8..15 in the high one.
 inline void unpack_rows(const BlockQ4K* const w[16], int64_t b, RowsQ4K<Z16>& u) {
-    RowsQ4K<Y8> lo, hi;
-    unpack_rows(w, b, lo);
-    unpack_rows(w + 8, b, hi);
-    auto join = [](__m256i l, __m256i h) { return _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1); };
-    for (int j = 0; j < 8; ++j) {
-        for (int k = 0; k < 8; ++k) u.q[j][k] = join(lo.q[j][k], hi.q[j][k]);
-        u.sc[j] = join(lo.sc[j], hi.sc[j]);
+    const __m512i low = _mm512_set1_epi8(15);
+    for (int i = 0; i < 4; ++i) {
+        __m512i t[8];
+        for (int r = 0; r < 8; ++r) {
+            t[r] = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w[r][b].qs + 32 * i)),
+                                      load256(w[r + 8][b].qs + 32 * i), 1);
+        }
+        transpose8_epi32<Z16>(t);
+        for (int k = 0; k < 8; ++k) {
+            u.q[2 * i][k] = _mm512_and_si512(t[k], low);
+            u.q[2 * i + 1][k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low);
+        }
     }
-    for (int i = 0; i < 4; ++i) u.mins[i] = join(lo.mins[i], hi.mins[i]);
-    u.d = _mm512_insertf32x8(_mm512_castps256_ps512(lo.d), hi.d, 1);
-    u.dmin = _mm512_insertf32x8(_mm512_castps256_ps512(lo.dmin), hi.dmin, 1);
+    const LaneScalesQ4K<16> ls(w, b);
+    for (int j = 0; j < 8; ++j) u.sc[j] = _mm512_load_si512(ls.sc[j]);
+    for (int i = 0; i < 4; ++i) u.mins[i] = _mm512_load_si512(ls.mp[i]);
+    u.d = _mm512_load_ps(ls.d);
+    u.dmin = _mm512_load_ps(ls.dmin);
 }
 
 inline __m512i subblock_dot(const RowsQ4K<Z16>& u, int j, const int8_t* aq) {
@@ -546,7 +581,7 @@ inline void unpack_rows(const BlockQ6K* const w[8], int64_t b, RowsQ6K<Y8>& u) {
     const __m256i m32 = _mm256_set1_epi8(32), one = _mm256_set1_epi8(1);
     for (int l = 0; l < 8; ++l) u.corr[l] = _mm256_setzero_si256();
     for (int i = 0; i < 8; ++i) {
-        transpose8_epi32(t[i]);
+        transpose8_epi32<Y8>(t[i]);
         for (int h = 0; h < 2; ++h) u.sc[i][h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[i][h]));
         for (int l = 0; l < 8; ++l) {
             u.q[i][l] = _mm256_sub_epi8(t[i][l], m32);
