@@ -18,6 +18,7 @@
 #include "cpu_test_util.h"
 #include "quant/kernels.h"
 #include "quant/q4_k.h"
+#include "quant/q6_k.h"
 #include "quant/q8_k.h"
 
 namespace ferry::cpu_test {
@@ -170,6 +171,31 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
     EXPECT_GE(n_fast, 8);
 }
 
+// One call of a K-quant GEMM on random weights (nr rows) and activations (nc columns), output stride ldy.
+struct GemmCase {
+    Weight w;
+    std::vector<uint8_t> act;
+    size_t a_stride = 0;
+    std::vector<float> y;
+};
+
+GemmCase run_gemm_case(quant::GemmFn fn, GgmlType type, int64_t n, int64_t nr, int64_t nc, int64_t ldy, uint32_t w_seed,
+                       uint32_t a_seed) {
+    GemmCase k{.w = make_weight(type, n, nr, w_seed), .act = {}, .a_stride = 0, .y = {}};
+    k.act = make_act(type, n, nc, a_seed, &k.a_stride);
+    k.y.assign(size_t(ldy * nc), 12345.0f);
+    fn({.n = n,
+        .w = k.w.bytes.data(),
+        .w_stride = size_t(k.w.row_bytes),
+        .nr = nr,
+        .a = k.act.data(),
+        .a_stride = k.a_stride,
+        .nc = nc,
+        .y = k.y.data(),
+        .ldy = ldy});
+    return k;
+}
+
 // llama.cpp's repacked Q4_K order (ggml_gemm / ggml_gemv_q4_K_8x8_q8_K), written out in scalar code: the
 // first nc - nc % 4 columns per pair of sub-blocks, the rest per super-block; bit for bit.
 float q4k_8x8_ref(const quant::BlockQ4K* w, const quant::BlockQ8K* a, int64_t nb, bool gemv) {
@@ -213,22 +239,15 @@ float q4k_8x8_ref(const quant::BlockQ4K* w, const quant::BlockQ8K* a, int64_t nb
 TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
     ASSERT_NE(table_->gemm_q4k_8x8, nullptr);
     for (int64_t n : {256, 1024}) {
-        for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9}) {
-            for (int64_t nr : {6, 8, 13, 16, 24}) {  // groups of 8 rows and the rows after them
-                const Weight w = make_weight(GgmlType::Q4_K, n, nr, uint32_t(n + nc + 7 * nr));
-                size_t a_stride = 0;
-                const std::vector<uint8_t> act = make_act(GgmlType::Q4_K, n, nc, uint32_t(n * 5 + nc), &a_stride);
-                const int64_t ldy = nr + 3;  // a gap after each column
-                std::vector<float> y(size_t(ldy * nc), 12345.0f);
-                table_->gemm_q4k_8x8({.n = n,
-                                      .w = w.bytes.data(),
-                                      .w_stride = size_t(w.row_bytes),
-                                      .nr = nr,
-                                      .a = act.data(),
-                                      .a_stride = a_stride,
-                                      .nc = nc,
-                                      .y = y.data(),
-                                      .ldy = ldy});
+        for (int64_t nc : {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 67, 70}) {  // 64-column chunks and the rest
+            for (int64_t nr : {6, 8, 13, 16, 24, 35}) {                // groups of 8 rows and the rows after them
+                const int64_t ldy = nr + 3;                            // a gap after each column
+                const GemmCase k = run_gemm_case(table_->gemm_q4k_8x8, GgmlType::Q4_K, n, nr, nc, ldy,
+                                                 uint32_t(n + nc + 7 * nr), uint32_t(n * 5 + nc));
+                const Weight& w = k.w;
+                const std::vector<uint8_t>& act = k.act;
+                const size_t a_stride = k.a_stride;
+                const std::vector<float>& y = k.y;
                 for (int64_t c = 0; c < nc; ++c) {
                     const bool gemv = c >= nc - nc % 4;
                     const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(act.data() + size_t(c) * a_stride);
@@ -238,6 +257,57 @@ TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
                         ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(c * ldy + r)]), std::bit_cast<uint32_t>(want))
                             << "n=" << n << " nc=" << nc << " nr=" << nr << " column " << c << " row " << r;
                     }
+                }
+            }
+        }
+    }
+}
+
+// ggml's x86 Q6_K order (ggml_vec_dot_q6_K_q8_K, AVX2), written out in scalar code: 8 float lanes, lane l
+// summing bytes 4l .. 4l + 3 of every 32-element piece (scale of the piece's 16-element half), one fma
+// per super-block, then hsum_float_8's tree; bit for bit.
+float q6k_ggml_ref(const quant::BlockQ6K* w, const quant::BlockQ8K* a, int64_t nb) {
+    float acc[8] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+        // The codes 0..63 from dequantization: value = d * scale * (code - 32).
+        int code[256];
+        for (int i = 0; i < 256; ++i) {
+            const int half = i / 128, e = i % 128, l = e % 32, q = e / 32;
+            const uint8_t ql = w[b].ql[64 * half + l + 32 * (q & 1)];
+            const int lo = q < 2 ? ql & 15 : ql >> 4;
+            const int hi = (w[b].qh[32 * half + l] >> (2 * q)) & 3;
+            code[i] = lo | hi << 4;
+        }
+        const float d = fp16_to_fp32(w[b].d) * a[b].d;
+        for (int l = 0; l < 8; ++l) {
+            int sumi = 0;
+            for (int i = 0; i < 8; ++i) {
+                int s = 0;
+                for (int t = 0; t < 4; ++t) s += (code[32 * i + 4 * l + t] - 32) * a[b].qs[32 * i + 4 * l + t];
+                sumi += w[b].scales[2 * i + l / 4] * s;
+            }
+            acc[l] = std::fma(float(sumi), d, acc[l]);
+        }
+    }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+TEST_P(Kernels, Q6KFollowsGgmlOrder) {
+    const quant::GemmFn fast = table_->gemm_for(GgmlType::Q6_K);
+    ASSERT_NE(fast, nullptr);
+    const int64_t n = 512;
+    for (int64_t nc : {1, 3, 4, 5, 13, 70}) {    // 64-column chunks and the rest
+        for (int64_t nr : {7, 8, 16, 19, 35}) {  // groups of 16 and 8 rows and the rows after them
+            const int64_t ldy = nr + 2;
+            const GemmCase k =
+                run_gemm_case(fast, GgmlType::Q6_K, n, nr, nc, ldy, uint32_t(3 * nr + nc), uint32_t(nc + 11));
+            for (int64_t c = 0; c < nc; ++c) {
+                const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(k.act.data() + size_t(c) * k.a_stride);
+                for (int64_t r = 0; r < nr; ++r) {
+                    const auto* wr = reinterpret_cast<const quant::BlockQ6K*>(k.w.bytes.data() + r * k.w.row_bytes);
+                    ASSERT_EQ(std::bit_cast<uint32_t>(k.y[size_t(c * ldy + r)]),
+                              std::bit_cast<uint32_t>(q6k_ggml_ref(wr, ac, n / 256)))
+                        << "nc=" << nc << " nr=" << nr << " column " << c << " row " << r;
                 }
             }
         }

@@ -11,7 +11,9 @@
 //     Q5_K: the mins summed in integers per super-block: summs += float(imin) * (a.d * dmin) (scalar);
 //       result hsum(acc) - summs.
 //     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
-//       so every lane carries its own offset; result hsum(acc).
+//       so every lane carries its own offset; result hsum(acc). With 4 or more columns, groups of 16
+//       (AVX-512) or 8 rows run with the rows in the float lanes (q6k_rows_gemm): the same 8 float
+//       chains per output, as 8 vectors, a super-block unpacked once per 64 columns.
 //   - tile_q4k_8x8 (ggml's repacked Q4_K, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K weights with a
 //     multiple of 8 rows). llama.cpp multiplies the first nc - nc % 4 columns with ggml_gemm_q4_K_8x8_q8_K
 //     and each remaining column with ggml_gemv_q4_K_8x8_q8_K, whose float orders differ:
@@ -19,11 +21,16 @@
 //             accm = fma(float(imin), dmin * a.d, accm);
 //       GEMV: the pairs' isum and imin summed in integers per super-block, then one fma each per
 //             super-block;
-//     result acc - accm. gemm_q4k_8x8 does the same: 4-column tiles in GEMM order, the last nc % 4
-//     columns in GEMV order (so a decode's single column takes the GEMV order, as in llama.cpp).
-//     Each group of 8 rows runs in 8 float lanes (lane r = row r's chain, the 8 rows' integer pair sums
-//     by one transpose-add), the rows after the last group one at a time.
+//     result acc - accm. gemm_q4k_8x8 does the same: the first nc - nc % 4 columns in GEMM order, the
+//     last nc % 4 in GEMV order (so a decode's single column takes the GEMV order, as in llama.cpp).
+//     GEMM (q4k_rows_gemm): each group of 16 (AVX-512) or 8 rows runs with the rows in the float lanes
+//     (lane r = row r's chain); a super-block of the group is unpacked once into that lane order
+//     (block_q4_Kx8's, unpacked) for up to 64 columns, so a column's integer sums need only broadcast
+//     activations (VNNI dpbusd, else maddubs). GEMV (tile_q4k_8rows): 8 rows per float vector, the
+//     8 rows' integer sums by one transpose-add. The rows after the last group of 8 one at a time.
 // For the other tiles every column runs the same operations whatever the tile width (see gemm_q32.cpp).
+#include <algorithm>
+
 #include "quant/q4_k.h"
 #include "quant/q5_k.h"
 #include "quant/q6_k.h"
@@ -253,11 +260,12 @@ inline __m256i transpose_add8(const __m256i v[8]) {
                             _mm256_permute2x128_si256(h0123, h4567, 0x31));
 }
 
-// The same float operations as tile_q4k_rows, for 8 rows at once: lane r of every vector belongs to
-// row r0 + r, so each output still runs its own chain of single-rounding fmas (_mm256_fmadd_ps lane =
+// The GEMV order of tile_q4k_rows (NC < 4 columns), for 8 rows at once: lane r of every vector belongs
+// to row r0 + r, so each output still runs its own chain of single-rounding fmas (_mm256_fmadd_ps lane =
 // fma1), with dd lane r = d[r] * a.d rounded once as in tile_q4k_rows.
 template <int NC>
 void tile_q4k_8rows(const GemmArgs& g, int64_t c0, int64_t r0) {
+    static_assert(NC < 4, "4-column tiles take the GEMM order: q4k_rows_gemm");
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
     for (int c = 0; c < NC; ++c) {
@@ -272,7 +280,7 @@ void tile_q4k_8rows(const GemmArgs& g, int64_t c0, int64_t r0) {
     for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
         for (int r = 0; r < 8; ++r) {
-            if constexpr (NC < 4) prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w[r] + b);
+            prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w[r] + b);
             KQ4K::unpack(w[r][b], u[r]);
         }
         const __m256 d = _mm256_setr_ps(u[0].d, u[1].d, u[2].d, u[3].d, u[4].d, u[5].d, u[6].d, u[7].d);
@@ -301,21 +309,351 @@ void tile_q4k_8rows(const GemmArgs& g, int64_t c0, int64_t r0) {
                 const __m256i pair_min = _mm256_add_epi32(
                     _mm256_mullo_epi32(m[2 * i], _mm256_set1_epi32(ab.bsums[4 * i] + ab.bsums[4 * i + 1])),
                     _mm256_mullo_epi32(m[2 * i + 1], _mm256_set1_epi32(ab.bsums[4 * i + 2] + ab.bsums[4 * i + 3])));
-                if constexpr (NC < 4) {
-                    isum = _mm256_add_epi32(isum, pair_sum);
-                    imin = _mm256_add_epi32(imin, pair_min);
-                } else {
-                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_sum), dd, acc[c]);
-                    accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_min), dm, accm[c]);
-                }
+                isum = _mm256_add_epi32(isum, pair_sum);
+                imin = _mm256_add_epi32(imin, pair_min);
             }
-            if constexpr (NC < 4) {
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), dd, acc[c]);
-                accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dm, accm[c]);
-            }
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), dd, acc[c]);
+            accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dm, accm[c]);
         }
     }
     for (int c = 0; c < NC; ++c) _mm256_storeu_ps(g.y + (c0 + c) * g.ldy + r0, _mm256_sub_ps(acc[c], accm[c]));
+}
+
+// Vectors of 8 (Y8) or 16 (Z16) rows of a repacked-Q4_K tile: the operations the column loop needs.
+struct Y8 {
+    using I = __m256i;
+    using F = __m256;
+    static constexpr int kRows = 8;
+    static I set1(int32_t v) { return _mm256_set1_epi32(v); }
+    static F set1(float v) { return _mm256_set1_ps(v); }
+    static F zero() { return _mm256_setzero_ps(); }
+    static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+    static I madd(I a, I b) { return _mm256_madd_epi16(a, b); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F fmadd(I i, F b, F c) { return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), b, c); }
+    static void store_diff(float* y, F a, F b) { _mm256_storeu_ps(y, _mm256_sub_ps(a, b)); }
+    static F add(F a, F b) { return _mm256_add_ps(a, b); }
+    static void store(float* y, F a) { _mm256_storeu_ps(y, a); }
+    // acc + madd(a, b) in int32 (one instruction with VNNI).
+    static I madd_acc(I acc, I a, I b) {
+        if constexpr (kVnni) {
+            return _mm256_dpwssd_epi32(acc, a, b);
+        } else {
+            return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+        }
+    }
+    static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+    static I unpacklo32(I a, I b) { return _mm256_unpacklo_epi32(a, b); }
+    static I unpackhi32(I a, I b) { return _mm256_unpackhi_epi32(a, b); }
+    static I unpacklo64(I a, I b) { return _mm256_unpacklo_epi64(a, b); }
+    static I unpackhi64(I a, I b) { return _mm256_unpackhi_epi64(a, b); }
+    // 128-bit lane 0 (or 1) of a, then of b.
+    static I lanes128(I a, I b, bool one) {
+        return one ? _mm256_permute2x128_si256(a, b, 0x31) : _mm256_permute2x128_si256(a, b, 0x20);
+    }
+};
+
+// One super-block of V::kRows rows with the rows in the lanes (lane r = row r0 + r), the order of
+// llama.cpp's block_q4_Kx8 but unpacked: a column then needs no per-row reduction, only broadcast
+// activations.
+template <class V>
+struct RowsQ4K {
+    typename V::I q[8][8];  // [sub-block j][k]: lane r = codes 4k .. 4k + 3 of row r's sub-block j (a byte each)
+    typename V::I sc[8];    // lane r = row r's scale of sub-block j (VNNI: int32; else int16 twice)
+    typename V::I mins[4];  // lane r = row r's mins of sub-blocks 2i and 2i + 1 (int16 each)
+    typename V::F d, dmin;
+};
+
+// v[k] lane r <- v[r] lane k, in every 256-bit half.
+template <class V>
+inline void transpose8_epi32(typename V::I v[8]) {
+    typename V::I t[8], u[8];
+    for (int p = 0; p < 4; ++p) {
+        t[2 * p] = V::unpacklo32(v[2 * p], v[2 * p + 1]);
+        t[2 * p + 1] = V::unpackhi32(v[2 * p], v[2 * p + 1]);
+    }
+    for (int h = 0; h < 2; ++h) {
+        u[4 * h + 0] = V::unpacklo64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = V::unpackhi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = V::unpacklo64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = V::unpackhi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int k = 0; k < 4; ++k) {
+        v[k] = V::lanes128(u[k], u[k + 4], false);
+        v[k + 4] = V::lanes128(u[k], u[k + 4], true);
+    }
+}
+
+// The scales, mins and d / dmin of super-block b of the rows w[0 .. N-1], lane r = row r.
+template <int N>
+struct LaneScalesQ4K {
+    alignas(64) int32_t sc[8][N];  // [j][r]
+    alignas(64) int32_t mp[4][N];  // [i][r]
+    alignas(64) float d[N], dmin[N];
+
+    LaneScalesQ4K(const BlockQ4K* const w[N], int64_t b) {
+        for (int r = 0; r < N; ++r) {
+            int s[8], m[8];
+            scales_k4(w[r][b].scales, s, m);
+            for (int j = 0; j < 8; ++j) sc[j][r] = kVnni ? s[j] : s[j] * 0x10001;
+            for (int i = 0; i < 4; ++i) mp[i][r] = m[2 * i] | m[2 * i + 1] << 16;
+            d[r] = h2f(w[r][b].d);
+            dmin[r] = h2f(w[r][b].dmin);
+        }
+    }
+};
+
+// Super-block b of the rows w[0 .. 7].
+inline void unpack_rows(const BlockQ4K* const w[8], int64_t b, RowsQ4K<Y8>& u) {
+    const __m256i low = _mm256_set1_epi8(15);
+    for (int i = 0; i < 4; ++i) {
+        __m256i t[8];
+        for (int r = 0; r < 8; ++r) t[r] = load256(w[r][b].qs + 32 * i);
+        transpose8_epi32<Y8>(t);
+        for (int k = 0; k < 8; ++k) {
+            u.q[2 * i][k] = _mm256_and_si256(t[k], low);
+            u.q[2 * i + 1][k] = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), low);
+        }
+    }
+    const LaneScalesQ4K<8> ls(w, b);
+    for (int j = 0; j < 8; ++j) u.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls.sc[j]));
+    for (int i = 0; i < 4; ++i) u.mins[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls.mp[i]));
+    u.d = _mm256_load_ps(ls.d);
+    u.dmin = _mm256_load_ps(ls.dmin);
+}
+
+inline int32_t load4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Lane r = row r's scale times its dot product of sub-block j with the 32 activations aq (exact).
+inline __m256i subblock_dot(const RowsQ4K<Y8>& u, int j, const int8_t* aq) {
+    if constexpr (kVnni) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k += 2) {
+            s0 = _mm256_dpbusd_epi32(s0, u.q[j][k], _mm256_set1_epi32(load4(aq + 4 * k)));
+            s1 = _mm256_dpbusd_epi32(s1, u.q[j][k + 1], _mm256_set1_epi32(load4(aq + 4 * k + 4)));
+        }
+        return _mm256_mullo_epi32(_mm256_add_epi32(s0, s1), u.sc[j]);
+    } else {
+        // int16 sums of 8 products: |sum| <= 8 * 15 * 128 < 2^15.
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k += 2) {
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(u.q[j][k], _mm256_set1_epi32(load4(aq + 4 * k))));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(u.q[j][k + 1], _mm256_set1_epi32(load4(aq + 4 * k + 4))));
+        }
+        return _mm256_add_epi32(_mm256_madd_epi16(s0, u.sc[j]), _mm256_madd_epi16(s1, u.sc[j]));
+    }
+}
+
+#if defined(__AVX512F__)
+struct Z16 {
+    using I = __m512i;
+    using F = __m512;
+    static constexpr int kRows = 16;
+    static I set1(int32_t v) { return _mm512_set1_epi32(v); }
+    static F set1(float v) { return _mm512_set1_ps(v); }
+    static F zero() { return _mm512_setzero_ps(); }
+    static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+    static I madd(I a, I b) { return _mm512_madd_epi16(a, b); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F fmadd(I i, F b, F c) { return _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), b, c); }
+    static void store_diff(float* y, F a, F b) { _mm512_storeu_ps(y, _mm512_sub_ps(a, b)); }
+    static F add(F a, F b) { return _mm512_add_ps(a, b); }
+    static void store(float* y, F a) { _mm512_storeu_ps(y, a); }
+    static I madd_acc(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+    static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+    static I unpacklo32(I a, I b) { return _mm512_unpacklo_epi32(a, b); }
+    static I unpackhi32(I a, I b) { return _mm512_unpackhi_epi32(a, b); }
+    static I unpacklo64(I a, I b) { return _mm512_unpacklo_epi64(a, b); }
+    static I unpackhi64(I a, I b) { return _mm512_unpackhi_epi64(a, b); }
+    // Y8::lanes128 in each 256-bit half.
+    static I lanes128(I a, I b, bool one) {
+        return _mm512_permutex2var_epi64(
+            a, one ? _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15) : _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), b);
+    }
+};
+
+// Super-block b of the rows w[0 .. 15]: rows 0..7 in the low 256-bit half, 8..15 in the high one.
+inline void unpack_rows(const BlockQ4K* const w[16], int64_t b, RowsQ4K<Z16>& u) {
+    const __m512i low = _mm512_set1_epi8(15);
+    for (int i = 0; i < 4; ++i) {
+        __m512i t[8];
+        for (int r = 0; r < 8; ++r) {
+            t[r] = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w[r][b].qs + 32 * i)),
+                                      load256(w[r + 8][b].qs + 32 * i), 1);
+        }
+        transpose8_epi32<Z16>(t);
+        for (int k = 0; k < 8; ++k) {
+            u.q[2 * i][k] = _mm512_and_si512(t[k], low);
+            u.q[2 * i + 1][k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low);
+        }
+    }
+    const LaneScalesQ4K<16> ls(w, b);
+    for (int j = 0; j < 8; ++j) u.sc[j] = _mm512_load_si512(ls.sc[j]);
+    for (int i = 0; i < 4; ++i) u.mins[i] = _mm512_load_si512(ls.mp[i]);
+    u.d = _mm512_load_ps(ls.d);
+    u.dmin = _mm512_load_ps(ls.dmin);
+}
+
+inline __m512i subblock_dot(const RowsQ4K<Z16>& u, int j, const int8_t* aq) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int k = 0; k < 8; k += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, u.q[j][k], _mm512_set1_epi32(load4(aq + 4 * k)));
+        s1 = _mm512_dpbusd_epi32(s1, u.q[j][k + 1], _mm512_set1_epi32(load4(aq + 4 * k + 4)));
+    }
+    return _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), u.sc[j]);
+}
+#endif
+
+// The GEMM-order columns [c0, c0 + nc) of rows r0 .. r0 + V::kRows - 1 with rows in lanes: per column
+// the float operations of tile_q4k_rows<4> (the integer pair sums are computed another way, exactly), with each
+// super-block unpacked once for up to kRowsCols columns instead of once per 4.
+constexpr int64_t kRowsCols = 64;
+
+template <class V>
+void q4k_rows_gemm(const GemmArgs& g, int64_t c0, int64_t nc, int64_t r0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ4K* w[V::kRows];
+    for (int r = 0; r < V::kRows; ++r) {
+        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+    }
+    RowsQ4K<V> u;
+    typename V::F acc[kRowsCols], accm[kRowsCols];
+    for (int64_t cb = c0; cb < c0 + nc; cb += kRowsCols) {
+        const int64_t ncb = std::min(kRowsCols, c0 + nc - cb);
+        for (int64_t c = 0; c < ncb; ++c) acc[c] = accm[c] = V::zero();
+        for (int64_t b = 0; b < nb; ++b) {
+            unpack_rows(w, b, u);
+            for (int64_t c = 0; c < ncb; ++c) {
+                const BlockQ8K& ab =
+                    reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (cb + c) * g.a_stride)[b];
+                const typename V::F ad = V::set1(ab.d);
+                const typename V::F dd = V::mul(u.d, ad), dm = V::mul(u.dmin, ad);
+                typename V::F ac = acc[c], am = accm[c];
+                for (int i = 0; i < 4; ++i) {
+                    const typename V::I pair_sum =
+                        V::add(subblock_dot(u, 2 * i, ab.qs + 64 * i), subblock_dot(u, 2 * i + 1, ab.qs + 64 * i + 32));
+                    // |bsums pair| <= 32 * 128 and mins <= 63: int16 operands, exact int32 sums.
+                    const int32_t bp = (int32_t(ab.bsums[4 * i] + ab.bsums[4 * i + 1]) & 0xffff) |
+                                       int32_t(uint32_t(ab.bsums[4 * i + 2] + ab.bsums[4 * i + 3]) << 16);
+                    ac = V::fmadd(pair_sum, dd, ac);
+                    am = V::fmadd(V::madd(u.mins[i], V::set1(bp)), dm, am);
+                }
+                acc[c] = ac;
+                accm[c] = am;
+            }
+        }
+        for (int64_t c = 0; c < ncb; ++c) V::store_diff(g.y + (cb + c) * g.ldy + r0, acc[c], accm[c]);
+    }
+}
+
+// Q6_K with the rows in the lanes: one super-block of V::kRows rows, unpacked for a tile of columns.
+// Per column the float operations of tile<KQ6K, NC> lane for lane: acc lane l of a row (l = 0..7, the
+// int32 lane of the 8 pieces' bytes 4l .. 4l + 3) becomes vector l with that row in lane r, so a
+// column keeps 8 float vectors and ends with hsum's tree over them. The integer lane sums are those of
+// tile (sum over pieces i of scale * sum (q - 32) * a), computed as maddubs(a + 128, q - 32) with the
+// activation-independent 128 * sum (q - 32) taken out per super-block (corr).
+template <class V>
+struct RowsQ6K {
+    typename V::I q[8][8];   // [piece i][l]: lane r = codes - 32 of row r's elements 32i + 4l .. 32i + 4l + 3
+    typename V::I sc[8][2];  // [piece i][half h]: lane r = row r's scale of elements 32i + 16h .. (int16 twice)
+    typename V::I corr[8];   // [l]: lane r = sum over i of scale * 128 * (sum of those 4 codes - 32)
+    typename V::F d;
+};
+
+inline void unpack_rows(const BlockQ6K* const w[8], int64_t b, RowsQ6K<Y8>& u) {
+    __m256i t[8][8];  // [piece i][row r]
+    alignas(32) int32_t sc[8][2][8];
+    alignas(32) float d[8];
+    UnpackedK k;
+    for (int r = 0; r < 8; ++r) {
+        KQ6K::unpack(w[r][b], k);
+        for (int i = 0; i < 8; ++i) t[i][r] = k.q[i];
+        for (int i = 0; i < 8; ++i)
+            for (int h = 0; h < 2; ++h) sc[i][h][r] = int32_t(uint16_t(int16_t(w[r][b].scales[2 * i + h])) * 0x10001u);
+        d[r] = k.d;
+    }
+    const __m256i m32 = _mm256_set1_epi8(32), one = _mm256_set1_epi8(1);
+    for (int l = 0; l < 8; ++l) u.corr[l] = _mm256_setzero_si256();
+    for (int i = 0; i < 8; ++i) {
+        transpose8_epi32<Y8>(t[i]);
+        for (int h = 0; h < 2; ++h) u.sc[i][h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[i][h]));
+        for (int l = 0; l < 8; ++l) {
+            u.q[i][l] = _mm256_sub_epi8(t[i][l], m32);
+            u.corr[l] =
+                _mm256_add_epi32(u.corr[l], _mm256_madd_epi16(_mm256_maddubs_epi16(one, u.q[i][l]), u.sc[i][l / 4]));
+        }
+    }
+    for (int l = 0; l < 8; ++l) u.corr[l] = _mm256_slli_epi32(u.corr[l], 7);
+    u.d = _mm256_load_ps(d);
+}
+
+#if defined(__AVX512F__)
+inline __m512i join256(__m256i l, __m256i h) { return _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1); }
+
+inline void unpack_rows(const BlockQ6K* const w[16], int64_t b, RowsQ6K<Z16>& u) {
+    RowsQ6K<Y8> lo, hi;
+    unpack_rows(w, b, lo);
+    unpack_rows(w + 8, b, hi);
+    for (int i = 0; i < 8; ++i) {
+        for (int l = 0; l < 8; ++l) u.q[i][l] = join256(lo.q[i][l], hi.q[i][l]);
+        for (int h = 0; h < 2; ++h) u.sc[i][h] = join256(lo.sc[i][h], hi.sc[i][h]);
+    }
+    for (int l = 0; l < 8; ++l) u.corr[l] = join256(lo.corr[l], hi.corr[l]);
+    u.d = _mm512_insertf32x8(_mm512_castps256_ps512(lo.d), hi.d, 1);
+}
+#endif
+
+constexpr int64_t kQ6Cols = 64;
+
+template <class V>
+void q6k_rows_gemm(const GemmArgs& g, int64_t r0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ6K* w[V::kRows];
+    for (int r = 0; r < V::kRows; ++r) {
+        w[r] = reinterpret_cast<const BlockQ6K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+    }
+    RowsQ6K<V> u;
+    typename V::F acc[kQ6Cols][8];
+    const __m256i x80 = _mm256_set1_epi8(int8_t(0x80));
+    for (int64_t cb = 0; cb < g.nc; cb += kQ6Cols) {
+        const int64_t ncb = std::min(kQ6Cols, g.nc - cb);
+        for (int64_t c = 0; c < ncb; ++c)
+            for (int l = 0; l < 8; ++l) acc[c][l] = V::zero();
+        for (int64_t b = 0; b < nb; ++b) {
+            unpack_rows(w, b, u);
+            for (int64_t c = 0; c < ncb; ++c) {
+                const BlockQ8K& ab =
+                    reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (cb + c) * g.a_stride)[b];
+                alignas(32) uint8_t au[8][32];  // a + 128 as unsigned bytes, per piece
+                for (int i = 0; i < 8; ++i) {
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(au[i]),
+                                       _mm256_xor_si256(load256(ab.qs + 32 * i), x80));
+                }
+                // |maddubs pair| <= 2 * 255 * 32 < 2^15: exact.
+                typename V::I sumi[8];
+                for (int l = 0; l < 8; ++l) sumi[l] = V::sub(V::set1(int32_t(0)), u.corr[l]);
+                for (int i = 0; i < 8; ++i) {
+                    for (int l = 0; l < 8; ++l) {
+                        const typename V::I p = V::maddubs(V::set1(load4(au[i] + 4 * l)), u.q[i][l]);
+                        sumi[l] = V::madd_acc(sumi[l], p, u.sc[i][l / 4]);
+                    }
+                }
+                const typename V::F dd = V::mul(V::set1(ab.d), u.d);
+                for (int l = 0; l < 8; ++l) acc[c][l] = V::fmadd(sumi[l], dd, acc[c][l]);
+            }
+        }
+        for (int64_t c = 0; c < ncb; ++c) {
+            const auto& a = acc[c];  // hsum's tree: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7))
+            V::store(g.y + (cb + c) * g.ldy + r0, V::add(V::add(V::add(a[0], a[4]), V::add(a[2], a[6])),
+                                                         V::add(V::add(a[1], a[5]), V::add(a[3], a[7]))));
+        }
+    }
 }
 
 template <int NC>
@@ -342,13 +680,42 @@ void gemm(const GemmArgs& g) {
 }
 
 void gemm_q4k_8x8(const GemmArgs& g) {
-    int64_t c = 0;
-    for (; c + 4 <= g.nc; c += 4) tile_q4k_8x8<4>(g, c);
+    const int64_t c = g.nc - g.nc % 4, nr8 = g.nr - g.nr % 8;
+    if (c > 0) {
+        int64_t r0 = 0;
+#if defined(__AVX512F__)
+        for (; r0 + 16 <= nr8; r0 += 16) q4k_rows_gemm<Z16>(g, 0, c, r0);
+#endif
+        for (; r0 < nr8; r0 += 8) q4k_rows_gemm<Y8>(g, 0, c, r0);
+        if (nr8 < g.nr)
+            for (int64_t c4 = 0; c4 < c; c4 += 4) tile_q4k_rows<4>(g, c4, nr8);
+    }
     switch (g.nc - c) {
         case 0: break;
         case 1: tile_q4k_8x8<1>(g, c); break;
         case 2: tile_q4k_8x8<2>(g, c); break;
         default: tile_q4k_8x8<3>(g, c); break;
+    }
+}
+
+// Q6_K: tiles of 4 or more columns with the rows in the lanes (groups of 16 / 8 rows), the rest by tile.
+void gemm_q6k(const GemmArgs& g) {
+    if (g.nc < 4) {
+        gemm<KQ6K>(g);
+        return;
+    }
+    const int64_t nr8 = g.nr - g.nr % 8;
+    int64_t r0 = 0;
+#if defined(__AVX512F__)
+    for (; r0 + 16 <= nr8; r0 += 16) q6k_rows_gemm<Z16>(g, r0);
+#endif
+    for (; r0 < nr8; r0 += 8) q6k_rows_gemm<Y8>(g, r0);
+    if (nr8 < g.nr) {
+        GemmArgs rest = g;
+        rest.w = static_cast<const uint8_t*>(g.w) + nr8 * g.w_stride;
+        rest.nr = g.nr - nr8;
+        rest.y = g.y + nr8;
+        gemm<KQ6K>(rest);
     }
 }
 
@@ -358,7 +725,7 @@ void fill_gemm_k(KernelTable& t) {
     t.gemm_q4k_8x8 = gemm_q4k_8x8;
     t.gemm[int(GgmlType::Q4_K)] = gemm<KQ4K>;
     t.gemm[int(GgmlType::Q5_K)] = gemm<KQ5K>;
-    t.gemm[int(GgmlType::Q6_K)] = gemm<KQ6K>;
+    t.gemm[int(GgmlType::Q6_K)] = gemm_q6k;
 }
 
 }  // namespace ferry::quant::FERRY_ISA
