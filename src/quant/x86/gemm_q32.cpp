@@ -15,7 +15,7 @@
 // float accumulator gets sumi * (d_w * d_a). Offset formats (Q4_1, Q5_1) add m_w * s_a in one lane of
 // a second accumulator.
 //
-// With AVX-512: decode takes gemv_pairs (two chains) or gemv_rows2 (one chain), prefill the register
+// With AVX-512: decode takes gemv_pairs (two chains) or block_gemm's one-column tile (one chain), prefill the register
 // tiles of panel_gemm (two chains: 2 rows x 8 columns, two blocks per register) or block_gemm (one chain:
 // 4 rows x 8 columns, two rows per register) for groups of 8 columns, 6..7 padded to 8, 4..5 in 4-column tiles) and
 // tile_pairs / tile<K, 1> for the last 1..3 columns; every one of them computes each output with the operations of
@@ -653,13 +653,18 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
     }
 }
 
+// Row pairs in flight for one column (decode): their FMA chains hide each other's latency.
+constexpr int kDecodeRowPairs = 4;
+
 // Columns [c0, c0 + ncols) (ncols <= NC) of the tile; an odd last row is paired with itself. NC is
-// kPanelCols, or 4 for a group of 4 or 5 columns (decode of 4 sequences: no padding to 8), which takes 4
-// row pairs at a time to keep as many accumulators in flight.
+// kPanelCols, 4 for a group of 4 or 5 columns (decode of 4 sequences: no padding to 8), which takes 4
+// row pairs at a time to keep as many accumulators in flight, or 1 (decode of one sequence) with
+// kDecodeRowPairs row pairs at a time.
+
 template <class K, int NC>
 void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
-    static_assert(NC == kPanelCols || NC == kPanelCols / 2);
-    constexpr int kRP = kPanelCols / NC * 2;  // row pairs per register tile
+    static_assert(NC == kPanelCols || NC == kPanelCols / 2 || NC == 1);
+    constexpr int kRP = NC == 1 ? kDecodeRowPairs : kPanelCols / NC * 2;  // row pairs per register tile
     using W = typename K::W;
     const int64_t nb = g.n / 32;
     alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
@@ -777,13 +782,17 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode takes gemv_pairs (two chains) or gemv_rows2 (one chain); rows too long for the scale
+// Decode takes gemv_pairs (two chains) or block_gemm<K, 1> (one chain); rows too long for the scale
 // buffers take the ymm tiles (same per-column results).
 template <class K>
 void gemm(const GemmArgs& g) {
     constexpr int64_t kFields = K::kOffset ? 2 : 1;
     if (K::kTwoChains && g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
         gemv_pairs<K>(g);
+        return;
+    }
+    if (g.nc == 1 && !K::kTwoChains) {
+        block_gemm<K, 1>(g, 0, 1);
         return;
     }
     if (g.nc == 1 || g.n / 32 * 4 * kFields * 2 > kMaxPairScales) {
