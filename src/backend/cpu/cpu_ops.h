@@ -23,6 +23,7 @@
 #include <deque>
 #include <vector>
 
+#include "backend/cpu/elementwise.h"
 #include "backend/ops.h"
 #include "backend/state_store.h"
 #include "core/thread_pool.h"
@@ -81,6 +82,7 @@ public:
 
     int n_threads() const { return pool_.size(); }
     const quant::KernelTable& kernels() const { return *kernels_; }
+    const EwKernels& elementwise() const { return *ew_; }
 
 private:
     struct KvLayer {
@@ -124,9 +126,12 @@ private:
     Act unary(const Act& a, F f);
     template <class F>
     Act binary(const Act& a, const Act& b, F f);
+    // y = fn(a, b) by an element-wise kernel (EwKernels::add / mul), threaded over chunks.
+    Act ew_binary(const Act& a, const Act& b, void (*fn)(int64_t, const float*, const float*, float*));
 
     ThreadPool pool_;
     const quant::KernelTable* kernels_;
+    const EwKernels* ew_;                  // element-wise kernels of kernels_'s instruction set
     std::deque<std::vector<float>> bufs_;  // activation buffers, reused across reset()
     size_t n_live_ = 0;
     std::vector<uint8_t> act_scratch_;  // activations quantized for matmul
