@@ -11,7 +11,8 @@
 //     kept as halves (half the memory traffic of the reference's widened floats).
 //   - gated_delta_net: one V head per work item (heads are independent), the recurrence token by token
 //     in llama.cpp's float order (gdn.cpp), whatever the micro-batch size.
-//   - every other op follows the reference formula, threaded over rows where the size pays for it.
+//   - every other op follows the reference formula, threaded over rows where the size pays for it; the
+//     element-wise ones through the table of elementwise.h of the kernel table's instruction set.
 //
 // Results equal the reference up to float summation order (compared by NMSE in tests/backend), and a
 // token's results do not depend on which other tokens share its micro-batch. Where the two differ in
