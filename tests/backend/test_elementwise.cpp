@@ -182,6 +182,7 @@ TEST_P(Elementwise, GatedDeltaNetIsBitExact) {
         for (float& b : beta) b = 1.0f / (1.0f + std::exp(b));
         const std::vector<float> s0 = random_floats(size_t(sh.dk * sh.dv), ++seed);
         std::vector<float> sa = s0, sb = s0, oa(size_t(sh.n * sh.dv)), ob(size_t(sh.n * sh.dv));
+        std::vector<float> work(size_t(backend::cpu::gdn_work_floats(sh.dk)));
         GdnRun r{.dk = sh.dk,
                  .dv = sh.dv,
                  .n = sh.n,
@@ -195,7 +196,8 @@ TEST_P(Elementwise, GatedDeltaNetIsBitExact) {
                  .scale = 1.0f / std::sqrt(float(sh.dk)),
                  .S = sa.data(),
                  .o = oa.data(),
-                 .o_stride = sh.dv};
+                 .o_stride = sh.dv,
+                 .work = work.data()};
         vec_->gdn(r);
         r.S = sb.data();
         r.o = ob.data();

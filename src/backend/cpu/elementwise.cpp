@@ -53,6 +53,8 @@ void conv_silu(int64_t n, int64_t kw, const float* const* u, const float* w, int
 
 }  // namespace
 
+int64_t gdn_work_floats(int64_t dk) { return (dk + dk / 64 + 1) * 16; }
+
 const EwKernels& ew_kernels(quant::Isa isa) {
     static const EwKernels scalar = [] {
         EwKernels t{};

@@ -27,6 +27,7 @@ struct GdnRun {
     float* S;            // [dk][dv], updated in place
     float* o;            // token t's row at o + t * o_stride
     int64_t o_stride;
+    float* work;  // gdn_work_floats(dk) floats of scratch (EwKernels::gdn)
 };
 
 struct EwKernels {
@@ -51,6 +52,9 @@ struct EwKernels {
     // The delta rule of one head (GdnRun); nullptr = gdn.cpp's loop over the KernelTable helpers.
     void (*gdn)(const GdnRun& r);
 };
+
+// The scratch of EwKernels::gdn, in floats.
+int64_t gdn_work_floats(int64_t dk);
 
 // The delta rule of one head through a KernelTable's mad_f32 / scale_f32 (gdn.cpp; the reference of
 // EwKernels::gdn with a vector table, and the path of the scalar table).

@@ -163,6 +163,7 @@ Act CpuOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act&
     const float scale = 1.0f / std::sqrt(float(dk));
     pool_.parallel_for(hv, 1, [&](int64_t hb, int64_t he) {
         std::vector<float> gc(static_cast<size_t>(n_tok)), bc(static_cast<size_t>(n_tok));
+        std::vector<float> work(static_cast<size_t>(gdn_work_floats(dk)));
         for (int64_t h = hb; h < he; ++h) {
             const int64_t kh = h % hk;
             for (int64_t t = 0; t < n_tok; ++t) {
@@ -183,7 +184,8 @@ Act CpuOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act&
                              .scale = scale,
                              .S = l.ssm.data() + h * dk * dv,
                              .o = y + h * dv,
-                             .o_stride = hv * dv};
+                             .o_stride = hv * dv,
+                             .work = work.data()};
             if (fused) {
                 ew_->gdn(run);
             } else {

@@ -260,8 +260,13 @@ void conv_silu(int64_t n, int64_t kw, const float* const* u, const float* w, int
 template <class V>
 void gdn_block(const GdnRun& r, int64_t j0) {
     using T = typename V::T;
-    const int64_t dk = r.dk, dv = r.dv, np = dk - dk % 64;
-    float* S = r.S + j0;
+    const int64_t dk = r.dk, np = dk - dk % 64;
+    // The block's slice of S, copied to rows of V::W contiguous floats (in place, rows dv floats apart,
+    // it maps to few cache sets and would not stay in L1), one row of padding after every 64 so that
+    // rows i and i + 64, read one after the other, are not 4 KiB apart.
+    float* const work = r.work;
+    auto row = [&](int64_t i) { return work + (i + i / 64) * V::W; };
+    for (int64_t i = 0; i < dk; ++i) V::store(row(i), V::load(r.S + i * r.dv + j0));
     // The reduced dots of the block's columns with x; update(s, i) gives row i's new value of S first.
     auto dots = [&](const float* x, auto update) {
         T v[16];
@@ -270,8 +275,8 @@ void gdn_block(const GdnRun& r, int64_t j0) {
             for (int64_t m = 0; m < 4; ++m) {
                 T acc = V::zero();
                 for (int64_t i = 16 * m + l; i < np; i += 64) {
-                    const T s = update(V::load(S + i * dv), i);
-                    V::store(S + i * dv, s);
+                    const T s = update(V::load(row(i)), i);
+                    V::store(row(i), s);
                     acc = V::fma(s, V::set1(x[i]), acc);
                 }
                 a[m] = acc;
@@ -282,8 +287,8 @@ void gdn_block(const GdnRun& r, int64_t j0) {
         for (int64_t l = 0; l < 4; ++l) v[l] = V::add(v[l + 4], v[l]);
         T out = V::add(V::add(v[0], v[2]), V::add(v[1], v[3]));
         for (int64_t i = np; i < dk; ++i) {
-            const T s = update(V::load(S + i * dv), i);
-            V::store(S + i * dv, s);
+            const T s = update(V::load(row(i)), i);
+            V::store(row(i), s);
             out = V::fma(s, V::set1(x[i]), out);
         }
         return out;
@@ -297,6 +302,7 @@ void gdn_block(const GdnRun& r, int64_t j0) {
         const T dq = dots(q, [&](T s, int64_t i) { return V::fma(delta, V::set1(k[i]), s); });
         V::store(r.o + t * r.o_stride + j0, V::mul(dq, V::set1(r.scale)));
     }
+    for (int64_t i = 0; i < dk; ++i) V::store(r.S + i * r.dv + j0, V::load(row(i)));
 }
 
 void gdn(const GdnRun& r) {
