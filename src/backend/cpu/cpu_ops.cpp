@@ -26,10 +26,22 @@ float gelu_f(float x) {
     return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
 }
 
+// Calls fn(begin, len, n_vec) for the pieces of elements [b, e) cut at the ends of rows of n: n_vec is
+// how many of the piece's leading elements lie in ggml's vector part of their row (ggml_vec_part).
+template <class F>
+void for_row_pieces(int64_t b, int64_t e, int64_t n, F fn) {
+    const int64_t vp = ggml_vec_part(n);
+    while (b < e) {
+        const int64_t o = b % n, len = std::min(e - b, n - o);
+        fn(b, len, std::max<int64_t>(0, vp - o));
+        b += len;
+    }
+}
+
 }  // namespace
 
 CpuOps::CpuOps(int n_threads, const quant::KernelTable* kernels)
-    : pool_(n_threads), kernels_(kernels ? kernels : &quant::best_kernels()) {}
+    : pool_(n_threads), kernels_(kernels ? kernels : &quant::best_kernels()), ew_(&cpu::ew_kernels(kernels_->isa)) {}
 
 void CpuOps::reset() { n_live_ = 0; }
 
@@ -109,9 +121,9 @@ Act CpuOps::rms_norm(const Act& x, const Tensor* w, float eps) {
                                for (int64_t i = 0; i < n; ++i) sum += double(xr[i] * xr[i]);
                                const float s = 1.0f / std::sqrt(float(sum / double(n)) + eps);
                                if (wd) {
-                                   for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * s * wd[i];
+                                   ew_->scale_mul(n, xr, s, wd, yr);
                                } else {
-                                   for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * s;
+                                   ew_->scale(n, xr, s, yr);
                                }
                            }
                        });
@@ -143,15 +155,9 @@ Act CpuOps::rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p
                                    const float* xh = xs + (t * n_head + h) * head_dim;
                                    float* yh = y + (t * n_head + h) * head_dim;
                                    std::copy(xh + p.n_rot, xh + head_dim, yh + p.n_rot);
-                                   for (int64_t i = 0; i < n_pairs; ++i) {
-                                       const int64_t i0 = p.mode == RopeMode::Normal ? 2 * i : i;
-                                       const int64_t i1 = p.mode == RopeMode::Normal ? 2 * i + 1 : i + n_pairs;
-                                       const float c = cos_t[size_t(i)], s = sin_t[size_t(i)];
-                                       // ggml's rotation as GCC contracts it (-ffp-contract=fast):
-                                       // the first product fused, the second rounded.
-                                       yh[i0] = std::fma(xh[i0], c, -(xh[i1] * s));
-                                       yh[i1] = std::fma(xh[i0], s, xh[i1] * c);
-                                   }
+                                   // ggml's rotation as GCC contracts it (-ffp-contract=fast): the
+                                   // first product fused, the second rounded (EwKernels::rope).
+                                   ew_->rope(n_pairs, p.mode != RopeMode::Normal, cos_t.data(), sin_t.data(), xh, yh);
                                }
                            }
                        });
@@ -182,14 +188,22 @@ Act CpuOps::binary(const Act& a, const Act& b, F f) {
     return out;
 }
 
-Act CpuOps::add(const Act& a, const Act& b) {
-    return binary(a, b, [](float x, float y) { return x + y; });
+Act CpuOps::ew_binary(const Act& a, const Act& b, void (*fn)(int64_t, const float*, const float*, float*)) {
+    FERRY_CHECK(a.ne == b.ne);
+    Act out = alloc(a.ne);
+    const float *x = ptr(a), *z = ptr(b);
+    float* y = ptr(out);
+    parallel_elements(a.n_elements(), [&](int64_t lo, int64_t hi) { fn(hi - lo, x + lo, z + lo, y + lo); });
+    return out;
 }
-Act CpuOps::mul(const Act& a, const Act& b) {
-    return binary(a, b, [](float x, float y) { return x * y; });
-}
+Act CpuOps::add(const Act& a, const Act& b) { return ew_binary(a, b, ew_->add); }
+Act CpuOps::mul(const Act& a, const Act& b) { return ew_binary(a, b, ew_->mul); }
 Act CpuOps::scale(const Act& a, float s) {
-    return unary(a, [s](float x) { return x * s; });
+    Act out = alloc(a.ne);
+    const float* x = ptr(a);
+    float* y = ptr(out);
+    parallel_elements(a.n_elements(), [&](int64_t lo, int64_t hi) { ew_->scale(hi - lo, x + lo, s, y + lo); });
+    return out;
 }
 Act CpuOps::silu(const Act& a) {
     const int64_t n = a.ne[0];
@@ -197,7 +211,7 @@ Act CpuOps::silu(const Act& a) {
     const float* x = ptr(a);
     float* y = ptr(out);
     parallel_elements(a.n_elements(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) y[i] = ggml_silu_at(x[i], i % n, n);
+        for_row_pieces(b, e, n, [&](int64_t i, int64_t len, int64_t n_vec) { ew_->silu(len, x + i, y + i, n_vec); });
     });
     return out;
 }
@@ -213,7 +227,8 @@ Act CpuOps::swiglu(const Act& gate, const Act& up) {
     const float* u = ptr(up);
     float* y = ptr(out);
     parallel_elements(gate.n_elements(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) y[i] = ggml_silu_at(g[i], i % n, n) * u[i];
+        for_row_pieces(b, e, n,
+                       [&](int64_t i, int64_t len, int64_t n_vec) { ew_->swiglu(len, g + i, u + i, y + i, n_vec); });
     });
     return out;
 }

@@ -11,7 +11,8 @@
 //     kept as halves (half the memory traffic of the reference's widened floats).
 //   - gated_delta_net: one V head per work item (heads are independent), the recurrence token by token
 //     in llama.cpp's float order (gdn.cpp), whatever the micro-batch size.
-//   - every other op follows the reference formula, threaded over rows where the size pays for it.
+//   - every other op follows the reference formula, threaded over rows where the size pays for it; the
+//     element-wise ones through the table of elementwise.h of the kernel table's instruction set.
 //
 // Results equal the reference up to float summation order (compared by NMSE in tests/backend), and a
 // token's results do not depend on which other tokens share its micro-batch. Where the two differ in
@@ -23,6 +24,7 @@
 #include <deque>
 #include <vector>
 
+#include "backend/cpu/elementwise.h"
 #include "backend/ops.h"
 #include "backend/state_store.h"
 #include "core/thread_pool.h"
@@ -81,6 +83,7 @@ public:
 
     int n_threads() const { return pool_.size(); }
     const quant::KernelTable& kernels() const { return *kernels_; }
+    const EwKernels& elementwise() const { return *ew_; }
 
 private:
     struct KvLayer {
@@ -124,9 +127,12 @@ private:
     Act unary(const Act& a, F f);
     template <class F>
     Act binary(const Act& a, const Act& b, F f);
+    // y = fn(a, b) by an element-wise kernel (EwKernels::add / mul), threaded over chunks.
+    Act ew_binary(const Act& a, const Act& b, void (*fn)(int64_t, const float*, const float*, float*));
 
     ThreadPool pool_;
     const quant::KernelTable* kernels_;
+    const EwKernels* ew_;                  // element-wise kernels of kernels_'s instruction set
     std::deque<std::vector<float>> bufs_;  // activation buffers, reused across reset()
     size_t n_live_ = 0;
     std::vector<uint8_t> act_scratch_;  // activations quantized for matmul

@@ -24,32 +24,6 @@ const float* weight_f32(const Tensor& w, int64_t n) {
     return static_cast<const float*>(w.data);
 }
 
-// One V head over a run of tokens, in the float order of ggml's fused GATED_DELTA_NET CPU op (llama.cpp
-// builds prefill and decode alike with it), per token t:
-//   S *= expf(g_t)                                   (element-wise)
-//   delta_j = (v_j - dot_i(S[i][j], k_i)) * b_t      (every j)
-//   S[i][j] = fma(k_i, delta_j, S[i][j])
-//   o_j     = dot_i(S[i][j], q_i) * (1 / sqrt(dk))
-// where dot is ggml_vec_dot_f32 (ggml_math.h: four 16-float accumulators over 64-element steps, then its
-// tree). ggml keeps S transposed and dots its rows; here S is [dk][dv] and every column's dot runs at once:
-// the 64 accumulators are rows of dv floats (acc[i % 64] += S[i] * x_i, one fused multiply-add per
-// element, as each of ggml's lanes does) combined in ggml's order.
-struct HeadRun {
-    int64_t dk, dv, n;
-    const float* q;  // [n][q_stride], row t at q + t * q_stride
-    const float* k;
-    int64_t qk_stride;
-    const float* v;  // row t at v + t * v_stride
-    int64_t v_stride;
-    const float* g;  // [n] log decay
-    const float* b;  // [n] beta after the sigmoid
-    float* S;        // [dk][dv], updated in place
-    float* o;        // row t at o + t * o_stride
-    int64_t o_stride;
-    std::vector<float>* scratch;
-    const quant::KernelTable* kt;
-};
-
 // out[j] = ggml_vec_dot_f32 over i of (S[i][j], x[i]), for every j < dv. acc: 64 * dv floats.
 void column_dots(const float* S, const float* x, int64_t dk, int64_t dv, float* acc, float* out,
                  const quant::KernelTable& kt) {
@@ -75,30 +49,37 @@ void column_dots(const float* S, const float* x, int64_t dk, int64_t dv, float* 
     for (int64_t i = np; i < dk; ++i) kt.mad_f32(dv, out, S + i * dv, x[i]);
 }
 
-void delta_rule_run(const HeadRun& h) {
+}  // namespace
+
+// One V head over a run of tokens, in the float order of ggml's fused GATED_DELTA_NET CPU op (llama.cpp
+// builds prefill and decode alike with it), per token t:
+//   S *= expf(g_t)                                   (element-wise)
+//   delta_j = (v_j - dot_i(S[i][j], k_i)) * b_t      (every j)
+//   S[i][j] = fma(k_i, delta_j, S[i][j])
+//   o_j     = dot_i(S[i][j], q_i) * (1 / sqrt(dk))
+// where dot is ggml_vec_dot_f32 (ggml_math.h: four 16-float accumulators over 64-element steps, then its
+// tree). ggml keeps S transposed and dots its rows; here S is [dk][dv] and every column's dot runs at once:
+// the 64 accumulators are rows of dv floats (acc[i % 64] += S[i] * x_i, one fused multiply-add per
+// element, as each of ggml's lanes does) combined in ggml's order.
+void gdn_loop(const GdnRun& h, const quant::KernelTable& kt) {
     const int64_t dk = h.dk, dv = h.dv;
-    const quant::KernelTable& kt = *h.kt;
-    std::vector<float>& sc = *h.scratch;
-    sc.resize(size_t(66 * dv));
+    std::vector<float> sc(static_cast<size_t>(66 * dv));
     float* acc = sc.data();
     float* delta = acc + 64 * dv;
     float* dots = delta + dv;
-    const float scale = 1.0f / std::sqrt(float(dk));  // ggml's S_v: its op requires dk == dv
     for (int64_t t = 0; t < h.n; ++t) {
         const float* q = h.q + t * h.qk_stride;
         const float* k = h.k + t * h.qk_stride;
         const float* v = h.v + t * h.v_stride;
         float* o = h.o + t * h.o_stride;
-        kt.scale_f32(dk * dv, h.S, std::exp(h.g[t]));
+        kt.scale_f32(dk * dv, h.S, h.decay[t]);
         column_dots(h.S, k, dk, dv, acc, dots, kt);
         for (int64_t j = 0; j < dv; ++j) delta[j] = (v[j] - dots[j]) * h.b[t];
         for (int64_t i = 0; i < dk; ++i) kt.mad_f32(dv, h.S + i * dv, delta, k[i]);
         column_dots(h.S, q, dk, dv, acc, dots, kt);
-        for (int64_t j = 0; j < dv; ++j) o[j] = dots[j] * scale;
+        for (int64_t j = 0; j < dv; ++j) o[j] = dots[j] * h.scale;
     }
 }
-
-}  // namespace
 
 Act CpuOps::cols(const Act& x, int64_t first, int64_t count) {
     const int64_t n = x.ne[0];
@@ -122,7 +103,7 @@ Act CpuOps::l2_norm(const Act& x, float eps) {
             double sum = 0;
             for (int64_t i = 0; i < n; ++i) sum += double(xr[i] * xr[i]);
             const float s = 1.0f / std::max(std::sqrt(float(sum)), eps);
-            for (int64_t i = 0; i < n; ++i) y[r * n + i] = xr[i] * s;
+            ew_->scale(n, xr, s, y + r * n);
         }
     });
     return out;
@@ -142,16 +123,17 @@ Act CpuOps::ssm_conv(const Act& x, const Tensor& w, StateHandle s) {
     float* y = ptr(out);
     // Window row r: state row r for r < n_state, else token r - n_state.
     auto row = [&](int64_t r) { return r < n_state ? l.conv.data() + r * ch : xs + (r - n_state) * ch; };
+    // The taps transposed ([kw][ch]) for contiguous vector loads.
+    std::vector<float> wt(static_cast<size_t>(kw * ch));
+    for (int64_t c = 0; c < ch; ++c)
+        for (int64_t j = 0; j < kw; ++j) wt[size_t(j * ch + c)] = wd[c * kw + j];
+    const int64_t vp = ggml_vec_part(ch);
     pool_.parallel_for(ch, 256, [&](int64_t cb, int64_t ce) {
+        std::vector<const float*> u(static_cast<size_t>(kw));
         for (int64_t t = 0; t < n_tok; ++t) {
-            float* yt = y + t * ch;
-            for (int64_t c = cb; c < ce; ++c) yt[c] = 0.0f;
             // ggml's ssm_conv: one fused multiply-add per tap, taps in order; then its SiLU over the row.
-            for (int64_t j = 0; j < kw; ++j) {
-                const float* u = row(t + j);
-                for (int64_t c = cb; c < ce; ++c) yt[c] = std::fma(u[c], wd[c * kw + j], yt[c]);
-            }
-            for (int64_t c = cb; c < ce; ++c) yt[c] = ggml_silu_at(yt[c], c, ch);
+            for (int64_t j = 0; j < kw; ++j) u[size_t(j)] = row(t + j) + cb;
+            ew_->conv_silu(ce - cb, kw, u.data(), wt.data() + cb, ch, y + t * ch + cb, std::max<int64_t>(0, vp - cb));
         }
         // The new state: the last n_state window rows (read before any is overwritten: rows move up).
         for (int64_t r = 0; r < n_state; ++r) {
@@ -175,30 +157,40 @@ Act CpuOps::gated_delta_net(const Act& q, const Act& k, const Act& v, const Act&
     const float *qs = ptr(q), *ks = ptr(k), *vs = ptr(v), *as = ptr(alpha), *bs = ptr(beta);
     Act out = alloc({dv, hv, n_tok, 1});
     float* y = ptr(out);
+    // The element-wise table's fused recurrence computes delta_rule_run's float order with a vector
+    // KernelTable (every mad fused: dv % 8 == 0); anything else takes delta_rule_run.
+    const bool fused = ew_->gdn != nullptr && dv % 8 == 0 && kernels_->isa != quant::Isa::Scalar;
+    const float scale = 1.0f / std::sqrt(float(dk));
     pool_.parallel_for(hv, 1, [&](int64_t hb, int64_t he) {
-        std::vector<float> gc(static_cast<size_t>(n_tok)), bc(static_cast<size_t>(n_tok)), scratch;
+        std::vector<float> gc(static_cast<size_t>(n_tok)), bc(static_cast<size_t>(n_tok));
+        std::vector<float> work(static_cast<size_t>(gdn_work_floats(dk)));
         for (int64_t h = hb; h < he; ++h) {
             const int64_t kh = h % hk;
             for (int64_t t = 0; t < n_tok; ++t) {
-                // ggml: softplus(alpha + dt_bias) * ssm_a, and the sigmoid of beta.
-                gc[size_t(t)] = softplus_f(as[t * hv + h] + dt[h]) * a_log[h];
+                // ggml: softplus(alpha + dt_bias) * ssm_a, and the sigmoid of beta; the decay is expf of that.
+                gc[size_t(t)] = std::exp(softplus_f(as[t * hv + h] + dt[h]) * a_log[h]);
                 bc[size_t(t)] = sigmoid_f(bs[t * hv + h]);
             }
-            delta_rule_run({.dk = dk,
-                            .dv = dv,
-                            .n = n_tok,
-                            .q = qs + kh * dk,
-                            .k = ks + kh * dk,
-                            .qk_stride = hk * dk,
-                            .v = vs + h * dv,
-                            .v_stride = hv * dv,
-                            .g = gc.data(),
-                            .b = bc.data(),
-                            .S = l.ssm.data() + h * dk * dv,
-                            .o = y + h * dv,
-                            .o_stride = hv * dv,
-                            .scratch = &scratch,
-                            .kt = kernels_});
+            const GdnRun run{.dk = dk,
+                             .dv = dv,
+                             .n = n_tok,
+                             .q = qs + kh * dk,
+                             .k = ks + kh * dk,
+                             .qk_stride = hk * dk,
+                             .v = vs + h * dv,
+                             .v_stride = hv * dv,
+                             .decay = gc.data(),
+                             .b = bc.data(),
+                             .scale = scale,
+                             .S = l.ssm.data() + h * dk * dv,
+                             .o = y + h * dv,
+                             .o_stride = hv * dv,
+                             .work = work.data()};
+            if (fused) {
+                ew_->gdn(run);
+            } else {
+                gdn_loop(run, *kernels_);
+            }
         }
     });
     return out;

@@ -1,7 +1,8 @@
 // ggml's float arithmetic for the element-wise functions of the CPU backend, so that ferry's activations
 // round as llama.cpp's do (the golden logits are ggml's; every quantized matmul re-quantizes its input,
 // and a one-ulp difference upstream can flip one of those roundings). Plain scalar code: the results do
-// not depend on the host's ISA.
+// not depend on the host's ISA. They are the reference of the scalar element-wise table (elementwise.h);
+// the vector tables (x86/elementwise.cpp) compute the same bits.
 //
 // ggml's vectorized exp (ggml-cpu vec.h, ggml_v_expf) is not the C library's expf: it is a polynomial
 // after ARM's optimized routines, which ggml uses for SiLU, SwiGLU and soft_max on whole 16-float
