@@ -132,9 +132,8 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         };
         tile(gate, xg, g);
         tile(up, xu, u);
-        for (int64_t c = 0; c < it.nc; ++c)
-            for (int64_t r = 0; r < nr; ++r)
-                g[c * n_ff + r] = ggml_silu_at(g[c * n_ff + r], r0 + r, n_ff) * u[c * n_ff + r];
+        const int64_t n_vec = std::clamp<int64_t>(ggml_vec_part(n_ff) - r0, 0, nr);
+        for (int64_t c = 0; c < it.nc; ++c) ew_->swiglu(nr, g + c * n_ff, u + c * n_ff, g + c * n_ff, n_vec);
     });
 
     // 5. down of every pair into s.down.
@@ -178,7 +177,8 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         float* sg = ds + n_tok * n_embd;
         matmul_into(*w.gate_shexp, xs, n_tok, gs, s.misc);
         matmul_into(*w.up_shexp, xs, n_tok, us, s.misc);
-        for (int64_t i = 0; i < n_tok * n_ff_s; ++i) gs[i] = ggml_silu_at(gs[i], i % n_ff_s, n_ff_s) * us[i];
+        for (int64_t t = 0; t < n_tok; ++t)
+            ew_->swiglu(n_ff_s, gs + t * n_ff_s, us + t * n_ff_s, gs + t * n_ff_s, ggml_vec_part(n_ff_s));
         matmul_into(*w.down_shexp, gs, n_tok, ds, s.misc);
         if (w.gate_inp_shexp != nullptr) matmul_into(*w.gate_inp_shexp, xs, n_tok, sg, s.misc);
         for (int64_t t = 0; t < n_tok; ++t) {
