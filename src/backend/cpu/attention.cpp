@@ -18,11 +18,10 @@
 //   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
 //   softmax over the cells in order (expf, running sum S = fma(S, ms, vs)) with an F16 accumulator
 //   for an F16 V (every multiply-add and rescale rounded to F16), an F32 one otherwise; output acc / S.
-// * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel;
-//   ferry computes the same mathematics in F32 (the query unrounded, online softmax over blocks of
-//   quant::kFlashKeys cells) but not in llama.cpp's exact summation order: the kernel table's
-//   flash_attn_rows (quant/kernels.h) on blocks of up to 64 query rows of one GQA group, the rows in
-//   vector lanes, so a K / V block is converted to F32 once for all of them.
+// * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel
+//   in its float order (the query unrounded, 64-cell tiles, see quant/kernels.h: flash_attn_rows),
+//   on blocks of up to 64 query rows of one GQA group, the rows in vector lanes, so a K / V block is
+//   converted to F32 once for all of them.
 //
 // Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
 // among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
@@ -33,7 +32,8 @@
 // type's dot / dequantizer. A V cache other than F16 / F32 always takes the flash-attention computation
 // (llama.cpp refuses -fa off with a quantized V; for BF16 V ferry's -fa off equals -fa on). Bit-exact
 // with llama.cpp: F16 K and V on both -fa off and the one-row -fa on path; the other cases follow the
-// same structure with ferry's own kernels for the block types.
+// same structure with ferry's own kernels for the block types. The tiled path reproduces llama.cpp's
+// float order as described in quant/kernels.h (checked against the golden logits, not tensor dumps).
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -67,6 +67,13 @@ uint64_t visible_cells(std::span<const int32_t> pos, const AttnParams& p) {
     }
     return hi > lo ? uint64_t(hi - lo) : 0;
 }
+
+// attention_ggml's per-thread buffers, kept across calls (a decode step makes one work item per
+// head); every element is written before it is read.
+struct AttnBuffers {
+    std::vector<uint16_t> q16, p16, vcol, acc16;
+    std::vector<float> score, prob, lanes, vrow;
+};
 
 // Sizes and cache formats of one attention call.
 struct Geometry {
@@ -227,12 +234,14 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
     const float* qs = ptr(q);
     float* y = ptr(out);
     pool_.parallel_for(n_tok * n_head, 1, [&](int64_t b, int64_t e) {
-        std::vector<uint16_t> q16(k16 ? size_t(dk) : 0);
-        std::vector<float> score(size_t(p.n_kv) + 32), prob(size_t(p.n_kv) + 32);
-        std::vector<float> lanes(flash || v16 ? 0 : size_t(16 * dv));
-        std::vector<uint16_t> p16, vcol;  // -fa off, one row
-        std::vector<uint16_t> acc16(flash && v16 ? size_t(dv) : 0);
-        std::vector<float> vrow(v16 || v32 ? 0 : size_t(dv));
+        thread_local AttnBuffers buf;
+        auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
+        q16.resize(k16 ? size_t(dk) : 0);
+        score.resize(size_t(p.n_kv) + 32);
+        prob.resize(size_t(p.n_kv) + 32);
+        lanes.resize(flash || v16 ? 0 : size_t(16 * dv));
+        acc16.resize(flash && v16 ? size_t(dv) : 0);
+        vrow.resize(v16 || v32 ? 0 : size_t(dv));
         for (int64_t item = b; item < e; ++item) {
             const int64_t t = item / n_head, h = item % n_head, hk = h / group;
             const int64_t qp = pos[size_t(t)];
