@@ -1,8 +1,10 @@
 #include "quant/kernels.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/fp16.h"
@@ -48,6 +50,10 @@ void round_f16(int64_t n, const float* x, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
 }
 
+void to_f16(int64_t n, const float* x, uint16_t* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 // llama.cpp's attention arithmetic (kernels.h), one element at a time.
 
 float reduce16(const float* v, int64_t stride) {
@@ -71,6 +77,19 @@ float dot_lanes16(int64_t n, const T* x, const T* y) {
     float lane[16] = {};
     for (int64_t i = 0; i < n; ++i) lane[i % 16] = std::fma(as_f32(x[i]), as_f32(y[i]), lane[i % 16]);
     return reduce16(lane, 1);
+}
+
+void dot_f16_lanes16_rows(int64_t n, const uint16_t* x, int64_t ldx, int64_t n_x, const uint16_t* y, float* out) {
+    for (int64_t j = 0; j < n_x; ++j) out[j] = dot_lanes16(n, x + j * ldx, y);
+}
+
+void pv_f16_lanes16(int64_t n, const uint16_t* v, int64_t ldv, const float* p, int64_t j0, int64_t j1, float* out) {
+    std::vector<float> lanes(size_t(16 * n), 0.0f);
+    for (int64_t j = j0; j < j1; ++j) {
+        float* lane = lanes.data() + (j % 16) * n;
+        for (int64_t d = 0; d < n; ++d) lane[d] = std::fma(fp16_to_fp32(v[j * ldv + d]), p[j - j0], lane[d]);
+    }
+    for (int64_t d = 0; d < n; ++d) out[d] = reduce16(lanes.data() + d, n);
 }
 
 float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) {
@@ -139,6 +158,60 @@ void reduce_lanes16(int64_t n, const float* acc, float* out) {
     for (int64_t d = 0; d < n; ++d) out[d] = reduce16(acc + d, n);
 }
 
+// FlashAttnArgs' sequence of operations, one row at a time (the SIMD tables put rows in lanes).
+void flash_attn_rows(const FlashAttnArgs& a) {
+    const int64_t dk = a.dk, dv = a.dv;
+    int64_t j_begin = INT64_MAX, j_end = 0;
+    for (int64_t r = 0; r < a.n_rows; ++r) {
+        if (a.lo[r] >= a.hi[r]) continue;
+        j_begin = std::min<int64_t>(j_begin, a.lo[r]);
+        j_end = std::max<int64_t>(j_end, a.hi[r]);
+    }
+    auto elem = [](const void* x, bool f16, int64_t i) {
+        return f16 ? fp16_to_fp32(static_cast<const uint16_t*>(x)[i]) : static_cast<const float*>(x)[i];
+    };
+    float s[kFlashKeys];
+    std::vector<float> o(static_cast<size_t>(dv));
+    for (int64_t r = 0; r < a.n_rows; ++r) {
+        const float* q = a.q + (r / a.heads) * a.ldq + (r % a.heads) * dk;
+        float m = -INFINITY, l = 0.0f;
+        std::fill(o.begin(), o.end(), 0.0f);
+        for (int64_t j0 = j_begin / kFlashKeys * kFlashKeys; j0 < j_end; j0 += kFlashKeys) {
+            const int64_t nj = std::min(kFlashKeys, j_end - j0);
+            bool seen = false;
+            for (int64_t i = 0; i < a.n_rows; ++i)
+                seen = seen || (a.lo[i] < j0 + nj && a.hi[i] > j0 && a.lo[i] < a.hi[i]);
+            if (!seen) continue;
+            const int64_t n16 = (nj + 15) / 16 * 16;  // the softmax's cells, past nj masked
+            float mx = m;
+            for (int64_t jj = 0; jj < n16; ++jj) {
+                const int64_t j = j0 + jj;
+                float dot = 0.0f;
+                for (int64_t d = 0; d < dk && jj < nj; ++d)
+                    dot = std::fma(elem(a.k, a.k_f16, j * a.ldk + d), q[d], dot);
+                s[jj] = j >= a.lo[r] && j < a.hi[r] ? dot * a.scale : -INFINITY;
+                mx = std::max(mx, s[jj]);
+            }
+            const float m0 = mx == -INFINITY ? 0.0f : mx;
+            const float alpha = mx > m ? std::exp(m - mx) : 1.0f;
+            double sum = 0;
+            for (int64_t g = 0; g < n16; g += 16) {
+                for (int64_t jj = g; jj < g + 16; ++jj) s[jj] = v_expf(s[jj] - m0);
+                sum += double(reduce16(s + g, 1));
+            }
+            l = float(double(l * alpha) + sum);
+            m = mx;
+            for (float& x : o) x *= alpha;
+            for (int64_t jj = 0; jj < nj; ++jj)
+                for (int64_t d = 0; d < dv; ++d)
+                    o[size_t(d)] = std::fma(s[jj], elem(a.v, a.v_f16, (j0 + jj) * a.ldv + d), o[size_t(d)]);
+        }
+        float* y = a.y + (r / a.heads) * a.ldy + (r % a.heads) * dv;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int64_t d = 0; d < dv; ++d) y[d] = o[size_t(d)] * inv;
+    }
+}
+
 KernelTable make_scalar() {
     KernelTable t{};
     t.isa = Isa::Scalar;
@@ -148,15 +221,19 @@ KernelTable make_scalar() {
     t.mad_f16 = mad_f16;
     t.scale_f32 = scale_f32;
     t.round_f16 = round_f16;
+    t.to_f16 = to_f16;
     t.dot_f16_lanes16 = dot_lanes16<uint16_t>;
     t.dot_f32_lanes16 = dot_lanes16<float>;
     t.dot_f16_ggml = dot_f16_ggml;
+    t.dot_f16_lanes16_rows = dot_f16_lanes16_rows;
+    t.pv_f16_lanes16 = pv_f16_lanes16;
     t.fmad_f32 = fmad_f32;
     t.fmad_f16 = fmad_f16;
     t.fmad_f16_acc16 = fmad_f16_acc16;
     t.scale_f16 = scale_f16;
     t.soft_max_ggml = soft_max_ggml;
     t.reduce_lanes16 = reduce_lanes16;
+    t.flash_attn_rows = flash_attn_rows;
     return t;
 }
 

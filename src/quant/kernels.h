@@ -44,6 +44,51 @@ struct GemmArgs {
     int64_t ldy = 0;
 };
 
+// Flash attention over a block of query rows (the CPU backend's -fa path for micro-batches of 64 and
+// more tokens), in the float order of llama.cpp's tiled flash-attention kernel (ggml-cpu's
+// flash_attn_ext_tiled, AVX-512 build). Row r < n_rows is head (r % heads) of token (r / heads): its
+// query starts at q + (r / heads) * ldq + (r % heads) * dk, its output at y + (r / heads) * ldy +
+// (r % heads) * dv, and it sees the keys j in [lo[r], hi[r]). Key j's K row (dk elements) starts at
+// element j * ldk of k, its V row (dv elements) at j * ldv of v, F16 or F32. Per row, exactly (so a
+// row's result does not depend on the other rows of the call, up to the sign of a zero output):
+//   - keys in blocks of kFlashKeys cells aligned at cell 0, in order, over the blocks some row of the
+//     call sees; a block's softmax spans its cells rounded up to 16;
+//   - score s_j = fl(dot * scale), dot = fma(k_j[dk-1], q[dk-1], ... fma(k_j[0], q[0], 0)) in index
+//     order; -inf for a key the row does not see;
+//   - per block: m' = max(m, the block's s_j) (m starts at -inf); alpha = expf(m - m') if m' > m, else 1;
+//     p_j = e(s_j - m0) with m0 = m' (0 when m' = -inf) and e ggml_v_expf's algorithm (see
+//     soft_max_ggml); l = float(double(fl(l * alpha)) + sum), sum adding in double the block's groups of
+//     16 cells, each reduced in float as reduce_lanes16 does (l starts at 0); o[d] = o[d] * alpha, then
+//     o[d] = fma(p_j, v_j[d], o[d]) over the block's cells in order (o starts at 0);
+//   - y[d] = o[d] * (l > 0 ? 1 / l : 0).
+// dv must be a multiple of 16. scratch holds flash_attn_scratch_floats(dk, dv) floats.
+inline constexpr int64_t kFlashRows = 64;  // query rows per call, at most
+inline constexpr int64_t kFlashKeys = 64;  // keys per block
+
+struct FlashAttnArgs {
+    int64_t dk = 0, dv = 0, n_rows = 0, heads = 1;
+    const float* q = nullptr;
+    int64_t ldq = 0;
+    float* y = nullptr;
+    int64_t ldy = 0;
+    const int32_t* lo = nullptr;
+    const int32_t* hi = nullptr;
+    const void* k = nullptr;
+    int64_t ldk = 0;
+    bool k_f16 = false;
+    const void* v = nullptr;
+    int64_t ldv = 0;
+    bool v_f16 = false;
+    float scale = 1.0f;
+    float* scratch = nullptr;
+};
+
+// Q transposed (dk x 64 rows), scores, K and V blocks ((64 + 8) keys, room for a padded register
+// tile), the output accumulator (64 rows x dv).
+inline constexpr int64_t flash_attn_scratch_floats(int64_t dk, int64_t dv) {
+    return dk * kFlashRows + (kFlashKeys + 8) * (kFlashRows + dk + dv) + kFlashRows * dv;
+}
+
 using GemmFn = void (*)(const GemmArgs& args);
 using QuantizeFn = void (*)(const float* x, void* y, int64_t n);
 
@@ -76,6 +121,8 @@ struct KernelTable {
     void (*scale_f32)(int64_t n, float* y, float s);                   // y *= s
     // y[i] = x[i] rounded to fp16 and back (bit-exact with core/fp16.h); x == y allowed.
     void (*round_f16)(int64_t n, const float* x, float* y);
+    // y[i] = fp32_to_fp16(x[i]) (core/fp16.h), e.g. rows written to an F16 KV cache.
+    void (*to_f16)(int64_t n, const float* x, uint16_t* y);
 
     // llama.cpp's CPU attention arithmetic (ggml-cpu built for x86 AVX-512, the build ferry's results are
     // compared with), for the CPU backend's attention. Every table computes bit-identical results (the
@@ -86,6 +133,13 @@ struct KernelTable {
     // n must be a multiple of 16.
     float (*dot_f16_lanes16)(int64_t n, const uint16_t* x, const uint16_t* y);
     float (*dot_f32_lanes16)(int64_t n, const float* x, const float* y);
+    // dot_f16_lanes16 of the n_x rows x + j * ldx (j < n_x) with one y: out[j], bit for bit.
+    void (*dot_f16_lanes16_rows)(int64_t n, const uint16_t* x, int64_t ldx, int64_t n_x, const uint16_t* y, float* out);
+    // tinyBLAS' product of probabilities and F16 V (-fa off's output): for cells j in [j0, j1), lane
+    // j % 16 of column d < n accumulates fma(v[j * ldv + d], p[j - j0], lane) in cell order from 0, and
+    // out[d] is the 16 lanes reduced as reduce_lanes16 does.
+    void (*pv_f16_lanes16)(int64_t n, const uint16_t* v, int64_t ldv, const float* p, int64_t j0, int64_t j1,
+                           float* out);
     // ggml_vec_dot_f16: four lanes16 accumulators over steps of 64 elements (accumulator a takes elements
     // 16a .. 16a + 15 of each step), added as (acc0 + acc2) + (acc1 + acc3), lanes reduced, then the
     // tail (n % 64 elements) added one product at a time in double.
@@ -105,6 +159,9 @@ struct KernelTable {
     // out[d] = the 16 values acc[l * n + d], l = 0..15, added as GCC's _mm512_reduce_add_ps does:
     // t_i = v_i + v_{i+8} (i < 8), u_i = t_i + t_{i+4} (i < 4), (u_0 + u_2) + (u_1 + u_3).
     void (*reduce_lanes16)(int64_t n, const float* acc, float* out);
+
+    // Flash attention over a block of query rows (FlashAttnArgs); every table bit-identical.
+    void (*flash_attn_rows)(const FlashAttnArgs& a);
 
     GemmFn gemm_for(GgmlType t) const {
         const uint32_t id = uint32_t(t);

@@ -244,13 +244,18 @@ TEST_P(CpuAttention, MatchesReference) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CpuAttention,
-                         ::testing::Values(AttnCase{4, 2, 64, 64, 0, 7, 0, GgmlType::F16, 1},
-                                           AttnCase{6, 2, 32, 48, 9, 1, 0, GgmlType::F32, 3},
-                                           AttnCase{8, 1, 128, 128, 100, 1, 0, GgmlType::F16, 2},
-                                           AttnCase{9, 3, 64, 64, 50, 90, 0, GgmlType::F16, 3},
-                                           AttnCase{4, 4, 16, 16, 20, 40, 13, GgmlType::F32, 2},
-                                           AttnCase{4, 2, 64, 64, 0, 200, 70, GgmlType::F16, 3}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CpuAttention,
+    ::testing::Values(
+        AttnCase{4, 2, 64, 64, 0, 7, 0, GgmlType::F16, 1}, AttnCase{6, 2, 32, 48, 9, 1, 0, GgmlType::F32, 3},
+        AttnCase{8, 1, 128, 128, 100, 1, 0, GgmlType::F16, 2}, AttnCase{9, 3, 64, 64, 50, 90, 0, GgmlType::F16, 3},
+        AttnCase{4, 4, 16, 16, 20, 40, 13, GgmlType::F32, 2}, AttnCase{4, 2, 64, 64, 0, 200, 70, GgmlType::F16, 3},
+        // Around the tiled path's 64 rows, GQA 1 / 3 / 8, head sizes
+        // 64 / 128 / 256, with and without cells already cached.
+        AttnCase{2, 2, 128, 128, 30, 1, 0, GgmlType::F32, 1}, AttnCase{8, 1, 128, 128, 5, 7, 0, GgmlType::F16, 2},
+        AttnCase{3, 3, 64, 64, 0, 63, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 64, 0, GgmlType::F16, 2},
+        AttnCase{3, 1, 64, 64, 37, 65, 0, GgmlType::F16, 2}, AttnCase{8, 8, 128, 64, 10, 100, 0, GgmlType::F32, 3},
+        AttnCase{16, 2, 256, 256, 100, 70, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 512, 0, GgmlType::F16, 2}));
 
 // llama.cpp's attention arithmetic for an F16 cache, written out one element at a time for one (token,
 // head) over its visible cells [j0, j1) of a cache holding n_kv cells (the softmax's ggml_v_expf steps

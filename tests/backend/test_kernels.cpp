@@ -339,6 +339,14 @@ TEST_P(Kernels, VectorHelpers) {
         table_->round_f16(n, big.data(), r1.data());
         s.round_f16(n, big.data(), r2.data());
         EXPECT_EQ(std::memcmp(r1.data(), r2.data(), size_t(n) * 4), 0) << "round_f16 n=" << n;
+        // to_f16 over overflow, subnormal and NaN inputs as well.
+        std::vector<float> wide = big;
+        for (int64_t i = 0; i < n; i += 3) wide[size_t(i)] *= 1e-9f;
+        if (n > 5) wide[5] = std::nanf("");
+        std::vector<uint16_t> h1(static_cast<size_t>(n)), h2(static_cast<size_t>(n));
+        table_->to_f16(n, wide.data(), h1.data());
+        s.to_f16(n, wide.data(), h2.data());
+        EXPECT_EQ(h1, h2) << "to_f16 n=" << n;
     }
 }
 
@@ -385,11 +393,92 @@ TEST_P(Kernels, AttentionArithmeticIsBitExact) {
         EXPECT_EQ(sa, sb) << "soft_max n=" << n;
         EXPECT_EQ(std::memcmp(ya.data(), yb.data(), size_t(n) * 4), 0) << "soft_max n=" << n;
         for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(yb[size_t(i)], std::exp(double(row[size_t(i)]) - mx), 2e-6);
+        // Batched forms: rows of a strided matrix, cell ranges starting and ending off the 16-cell grid.
+        const int64_t n_x = 1 + n % 13, ldx = n + 5;
+        const std::vector<float> xs = random_floats(size_t(n_x * ldx), 15, 3.0f);
+        std::vector<uint16_t> hxs(xs.size());
+        for (size_t i = 0; i < xs.size(); ++i) hxs[i] = fp32_to_fp16(xs[i]);
+        if (n % 16 == 0) {
+            std::vector<float> da(static_cast<size_t>(n_x)), db(static_cast<size_t>(n_x));
+            table_->dot_f16_lanes16_rows(n, hxs.data(), ldx, n_x, hz.data(), da.data());
+            s.dot_f16_lanes16_rows(n, hxs.data(), ldx, n_x, hz.data(), db.data());
+            EXPECT_EQ(std::memcmp(da.data(), db.data(), size_t(n_x) * 4), 0) << "dot rows n=" << n;
+            EXPECT_EQ(bits(da[0]), bits(s.dot_f16_lanes16(n, hxs.data(), hz.data())));
+        }
+        for (auto [j0, j1] : {std::pair<int64_t, int64_t>{0, 1}, {3, 40}, {16, 64}, {21, 100}, {50, 51}}) {
+            const int64_t cols = n_x * 8 + n % 7, ldv = cols + 3;
+            const std::vector<float> vf = random_floats(size_t(j1 * ldv), 16), pf = random_floats(size_t(j1), 17);
+            std::vector<uint16_t> vh(vf.size());
+            for (size_t i = 0; i < vf.size(); ++i) vh[i] = fp32_to_fp16(vf[i]);
+            std::vector<float> oa(static_cast<size_t>(cols)), ob(static_cast<size_t>(cols));
+            table_->pv_f16_lanes16(cols, vh.data(), ldv, pf.data(), j0, j1, oa.data());
+            s.pv_f16_lanes16(cols, vh.data(), ldv, pf.data(), j0, j1, ob.data());
+            EXPECT_EQ(std::memcmp(oa.data(), ob.data(), size_t(cols) * 4), 0) << "pv cols=" << cols << " j0=" << j0;
+        }
         const std::vector<float> lanes = random_floats(size_t(16 * n), 14);
         std::vector<float> ra(static_cast<size_t>(n)), rb(static_cast<size_t>(n));
         table_->reduce_lanes16(n, lanes.data(), ra.data());
         s.reduce_lanes16(n, lanes.data(), rb.data());
         EXPECT_EQ(std::memcmp(ra.data(), rb.data(), size_t(n) * 4), 0) << "reduce_lanes16 n=" << n;
+    }
+}
+
+// flash_attn_rows: every table bit-identical with the scalar one, on blocks of 1 .. 64 query rows
+// (heads x tokens), F16 and F32 K / V, head sizes with and without a tail, causal ranges, windows that
+// leave gaps between the rows' key ranges, rows that see nothing, and strided Q / Y with guard values.
+TEST_P(Kernels, FlashAttnRowsIsBitExact) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+    std::mt19937 rng(17);
+    for (int iter = 0; iter < 40; ++iter) {
+        const int64_t heads = 1 + int64_t(rng() % 8), n_tok = 1 + int64_t(rng() % (quant::kFlashRows / heads));
+        const int64_t n_rows = heads * n_tok;
+        const int64_t dk = iter % 5 == 0 ? 8 + int64_t(rng() % 60) : 16 * (1 + int64_t(rng() % 8));
+        const int64_t dv = 16 * (1 + int64_t(rng() % 8)), n_kv = 1 + int64_t(rng() % 300);
+        const bool f16 = iter % 2 == 0;
+        const int64_t ldk = dk + 3, ldv = dv + 5, ldq = heads * dk + 7, ldy = heads * dv + 9;
+        const std::vector<float> kf = random_floats(size_t(n_kv * ldk), 500 + iter, 2.0f);
+        const std::vector<float> vf = random_floats(size_t(n_kv * ldv), 600 + iter);
+        const std::vector<float> q = random_floats(size_t(n_tok * ldq), 700 + iter, 2.0f);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        for (size_t i = 0; i < kf.size(); ++i) kh[i] = fp32_to_fp16(kf[i]);
+        for (size_t i = 0; i < vf.size(); ++i) vh[i] = fp32_to_fp16(vf[i]);
+        std::vector<int32_t> lo(static_cast<size_t>(n_rows)), hi(static_cast<size_t>(n_rows));
+        const int64_t past = int64_t(rng() % uint32_t(n_kv)), window = rng() % 3 == 0 ? 1 + int64_t(rng() % 90) : 0;
+        for (int64_t r = 0; r < n_rows; ++r) {
+            // Token positions spread out so that windows leave whole key blocks unseen.
+            const int64_t qp = std::min(n_kv - 1, past + (r / heads) * (window > 0 ? 7 : 1));
+            hi[size_t(r)] = int32_t(qp + 1);
+            lo[size_t(r)] = int32_t(window > 0 ? std::max<int64_t>(0, qp - window + 1) : 0);
+            if (rng() % 23 == 0) lo[size_t(r)] = hi[size_t(r)];  // sees nothing
+        }
+        std::vector<float> scratch(size_t(quant::flash_attn_scratch_floats(dk, dv)));
+        std::vector<float> ya(size_t(n_tok * ldy), 777.0f), yb = ya;
+        for (int t = 0; t < 2; ++t) {
+            const KernelTable& table = t == 0 ? *table_ : s;
+            const quant::FlashAttnArgs a{.dk = dk,
+                                         .dv = dv,
+                                         .n_rows = n_rows,
+                                         .heads = heads,
+                                         .q = q.data(),
+                                         .ldq = ldq,
+                                         .y = (t == 0 ? ya : yb).data(),
+                                         .ldy = ldy,
+                                         .lo = lo.data(),
+                                         .hi = hi.data(),
+                                         .k = f16 ? static_cast<const void*>(kh.data()) : kf.data(),
+                                         .ldk = ldk,
+                                         .k_f16 = f16,
+                                         .v = f16 ? static_cast<const void*>(vh.data()) : vf.data(),
+                                         .ldv = ldv,
+                                         .v_f16 = f16,
+                                         .scale = 1.0f / std::sqrt(float(dk)),
+                                         .scratch = scratch.data()};
+            table.flash_attn_rows(a);
+        }
+        ASSERT_EQ(std::memcmp(ya.data(), yb.data(), ya.size() * 4), 0)
+            << "iter " << iter << " heads " << heads << " tokens " << n_tok << " dk " << dk << " dv " << dv;
+        for (int64_t t = 0; t < n_tok; ++t)  // guard values between the strided rows stay
+            EXPECT_EQ(ya[size_t(t * ldy + heads * dv)], 777.0f);
     }
 }
 

@@ -18,9 +18,10 @@
 //   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
 //   softmax over the cells in order (expf, running sum S = fma(S, ms, vs)) with an F16 accumulator
 //   for an F16 V (every multiply-add and rescale rounded to F16), an F32 one otherwise; output acc / S.
-// * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel;
-//   ferry computes the same mathematics in F32 (online softmax over blocks of kKeyBlock cells, the
-//   query unrounded) but not in llama.cpp's exact summation order.
+// * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel
+//   in its float order (the query unrounded, 64-cell tiles, see quant/kernels.h: flash_attn_rows),
+//   on blocks of up to 64 query rows of one GQA group, the rows in vector lanes, so a K / V block is
+//   converted to F32 once for all of them.
 //
 // Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
 // among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
@@ -31,7 +32,8 @@
 // type's dot / dequantizer. A V cache other than F16 / F32 always takes the flash-attention computation
 // (llama.cpp refuses -fa off with a quantized V; for BF16 V ferry's -fa off equals -fa on). Bit-exact
 // with llama.cpp: F16 K and V on both -fa off and the one-row -fa on path; the other cases follow the
-// same structure with ferry's own kernels for the block types.
+// same structure with ferry's own kernels for the block types. The tiled path reproduces llama.cpp's
+// float order as described in quant/kernels.h (checked against the golden logits, not tensor dumps).
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -44,7 +46,6 @@
 namespace ferry::backend::cpu {
 namespace {
 
-constexpr int64_t kKeyBlock = 64;
 // llama.cpp's tiled flash-attention kernel takes micro-batches of at least this many query rows
 // (ggml_fa_tile_config::Q).
 constexpr int64_t kTiledRows = 64;
@@ -66,6 +67,13 @@ uint64_t visible_cells(std::span<const int32_t> pos, const AttnParams& p) {
     }
     return hi > lo ? uint64_t(hi - lo) : 0;
 }
+
+// attention_ggml's per-thread buffers, kept across calls (a decode step makes one work item per
+// head); every element is written before it is read.
+struct AttnBuffers {
+    std::vector<uint16_t> q16, p16, vcol, acc16;
+    std::vector<float> score, prob, lanes, vrow;
+};
 
 // Sizes and cache formats of one attention call.
 struct Geometry {
@@ -126,7 +134,7 @@ void CpuOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) {
         if (type == GgmlType::F32) {
             std::copy(x, x + n_tok * cell, c32.begin() + pos0 * cell);
         } else if (type == GgmlType::F16) {
-            for (int64_t i = 0; i < n_tok * cell; ++i) c16[size_t(pos0 * cell + i)] = fp32_to_fp16(x[i]);
+            kernels_->to_f16(n_tok * cell, x, c16.data() + pos0 * cell);
         } else {
             // The scalar quantizer: rows are whole blocks, so the run of cells quantizes in one call.
             const quant::FormatTraits& f = *quant::find_format(type);
@@ -153,71 +161,54 @@ Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, c
 Act CpuOps::attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
     const KvLayer& layer = kv_[size_t(kv.id)];
     const KvLayerSpec& s = layer.spec;
-    // F32 and F16 rows are read in place; other types are dequantized a key block at a time.
-    const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = geometry(q, s);
+    const Geometry g = geometry(q, s);
     const quant::KernelTable& kt = *kernels_;
+    // A work item: up to kFlashRows query rows, heads h0 .. h0 + n_h - 1 of one GQA group (KV head hk)
+    // for a run of tokens, so each K / V block converted to F32 serves all of them. Items of later
+    // tokens (more visible cells) go first.
+    const int64_t heads = std::min(g.group, quant::kFlashRows), head_chunks = (g.group + heads - 1) / heads;
+    const int64_t run = quant::kFlashRows / heads, runs = (g.n_tok + run - 1) / run;
+    const int64_t per_run = s.n_head_kv * head_chunks;
+    const bool f16 = g.k16;
+    const size_t scratch_floats = size_t(quant::flash_attn_scratch_floats(g.dk, g.dv));
 
-    Act out = alloc({dv, n_head, n_tok, 1});
+    Act out = alloc({g.dv, g.n_head, g.n_tok, 1});
     const float* qs = ptr(q);
     float* y = ptr(out);
-    pool_.parallel_for(n_tok * n_head, 1, [&](int64_t b, int64_t e) {
-        float score[kKeyBlock];
-        std::vector<float> kbuf(k16 || k32 ? 0 : size_t(kKeyBlock * dk));
-        std::vector<float> vbuf(v16 || v32 ? 0 : size_t(kKeyBlock * dv));
+    pool_.parallel_for(runs * per_run, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> scratch;
+        if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
+        int32_t lo[quant::kFlashRows], hi[quant::kFlashRows];
         for (int64_t item = b; item < e; ++item) {
-            const int64_t t = item / n_head, h = item % n_head, hk = h / group;
-            const int64_t qp = pos[size_t(t)];
-            const float* qh = qs + item * dk;
-            float* acc = y + item * dv;
-            std::fill(acc, acc + dv, 0.0f);
-            const auto [j_begin, j_end] = visible_range(qp, p);
-            float mx = -INFINITY;
-            double sum = 0;
-            for (int64_t j0 = j_begin; j0 < j_end; j0 += kKeyBlock) {
-                const int64_t nj = std::min(kKeyBlock, j_end - j0);
-                float block_max = -INFINITY;
-                if (!kbuf.empty()) {
-                    for (int64_t jj = 0; jj < nj; ++jj) {
-                        const int64_t row = (j0 + jj) * s.n_head_kv + hk;
-                        fk->dequantize_row(layer.kq.data() + row * k_row_bytes, kbuf.data() + jj * dk, dk);
-                    }
-                }
-                for (int64_t jj = 0; jj < nj; ++jj) {
-                    const int64_t off = ((j0 + jj) * s.n_head_kv + hk) * dk;
-                    const float d = k16   ? kt.dot_f16_f32(dk, layer.k16.data() + off, qh)
-                                    : k32 ? kt.dot_f32(dk, layer.k32.data() + off, qh)
-                                          : kt.dot_f32(dk, kbuf.data() + jj * dk, qh);
-                    score[jj] = d * p.kq_scale;
-                    block_max = std::max(block_max, score[jj]);
-                }
-                if (block_max > mx) {
-                    if (mx != -INFINITY) {
-                        const float c = std::exp(mx - block_max);
-                        kt.scale_f32(dv, acc, c);
-                        sum *= double(c);
-                    }
-                    mx = block_max;
-                }
-                if (!vbuf.empty()) {
-                    for (int64_t jj = 0; jj < nj; ++jj) {
-                        const int64_t row = (j0 + jj) * s.n_head_kv + hk;
-                        fv->dequantize_row(layer.vq.data() + row * v_row_bytes, vbuf.data() + jj * dv, dv);
-                    }
-                }
-                for (int64_t jj = 0; jj < nj; ++jj) {
-                    const float w = std::exp(score[jj] - mx);
-                    sum += double(w);
-                    const int64_t off = ((j0 + jj) * s.n_head_kv + hk) * dv;
-                    if (v16) {
-                        kt.mad_f16(dv, acc, layer.v16.data() + off, w);
-                    } else if (v32) {
-                        kt.mad_f32(dv, acc, layer.v32.data() + off, w);
-                    } else {
-                        kt.mad_f32(dv, acc, vbuf.data() + jj * dv, w);
-                    }
-                }
+            const int64_t t0 = (runs - 1 - item / per_run) * run, hk = item % per_run / head_chunks;
+            const int64_t h0 = hk * g.group + item % head_chunks * heads;
+            const int64_t n_t = std::min(run, g.n_tok - t0), n_h = std::min(heads, (hk + 1) * g.group - h0);
+            for (int64_t r = 0; r < n_t * n_h; ++r) {
+                const auto [begin, end] = visible_range(pos[size_t(t0 + r / n_h)], p);
+                lo[r] = int32_t(begin);
+                hi[r] = int32_t(end);
             }
-            if (sum > 0) kt.scale_f32(dv, acc, float(1.0 / sum));
+            const quant::FlashAttnArgs a{
+                .dk = g.dk,
+                .dv = g.dv,
+                .n_rows = n_t * n_h,
+                .heads = n_h,
+                .q = qs + (t0 * g.n_head + h0) * g.dk,
+                .ldq = g.n_head * g.dk,
+                .y = y + (t0 * g.n_head + h0) * g.dv,
+                .ldy = g.n_head * g.dv,
+                .lo = lo,
+                .hi = hi,
+                .k = f16 ? static_cast<const void*>(layer.k16.data() + hk * g.dk) : layer.k32.data() + hk * g.dk,
+                .ldk = s.n_head_kv * g.dk,
+                .k_f16 = f16,
+                .v = f16 ? static_cast<const void*>(layer.v16.data() + hk * g.dv) : layer.v32.data() + hk * g.dv,
+                .ldv = s.n_head_kv * g.dv,
+                .v_f16 = f16,
+                .scale = p.kq_scale,
+                .scratch = scratch.data(),
+            };
+            kt.flash_attn_rows(a);
         }
     });
     return out;
@@ -243,12 +234,14 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
     const float* qs = ptr(q);
     float* y = ptr(out);
     pool_.parallel_for(n_tok * n_head, 1, [&](int64_t b, int64_t e) {
-        std::vector<uint16_t> q16(k16 ? size_t(dk) : 0);
-        std::vector<float> score(size_t(p.n_kv) + 32), prob(size_t(p.n_kv) + 32);
-        std::vector<float> lanes(flash ? 0 : size_t(16 * dv));
-        std::vector<uint16_t> p16, vcol;  // -fa off, one row
-        std::vector<uint16_t> acc16(flash && v16 ? size_t(dv) : 0);
-        std::vector<float> vrow(v16 || v32 ? 0 : size_t(dv));
+        thread_local AttnBuffers buf;
+        auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
+        q16.resize(k16 ? size_t(dk) : 0);
+        score.resize(size_t(p.n_kv) + 32);
+        prob.resize(size_t(p.n_kv) + 32);
+        lanes.resize(flash || v16 ? 0 : size_t(16 * dv));
+        acc16.resize(flash && v16 ? size_t(dv) : 0);
+        vrow.resize(v16 || v32 ? 0 : size_t(dv));
         for (int64_t item = b; item < e; ++item) {
             const int64_t t = item / n_head, h = item % n_head, hk = h / group;
             const int64_t qp = pos[size_t(t)];
@@ -263,12 +256,13 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
 
             // Raw scores q.k of the visible cells, score[j - j_begin].
             if (k16) {
-                for (int64_t i = 0; i < dk; ++i) q16[size_t(i)] = fp32_to_fp16(qh[i]);
-                for (int64_t j = j_begin; j < j_end; ++j) {
-                    const uint16_t* kr = layer.k16.data() + k_cell(j);
-                    score[size_t(j - j_begin)] = flash || one_row || dk % 16 != 0
-                                                     ? kt.dot_f16_ggml(dk, kr, q16.data())
-                                                     : kt.dot_f16_lanes16(dk, kr, q16.data());
+                kt.to_f16(dk, qh, q16.data());
+                if (flash || one_row || dk % 16 != 0) {
+                    for (int64_t j = j_begin; j < j_end; ++j)
+                        score[size_t(j - j_begin)] = kt.dot_f16_ggml(dk, layer.k16.data() + k_cell(j), q16.data());
+                } else {
+                    kt.dot_f16_lanes16_rows(dk, layer.k16.data() + k_cell(j_begin), s.n_head_kv * dk, n_vis, q16.data(),
+                                            score.data());
                 }
             } else if (k32) {
                 for (int64_t j = j_begin; j < j_end; ++j) {
@@ -351,16 +345,16 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
                 }
                 continue;
             }
-            std::fill(lanes.begin(), lanes.end(), 0.0f);
-            for (int64_t j = j_begin; j < j_end; ++j) {
-                float pj = prob[size_t(j - c0)] * inv;
-                float* lane = lanes.data() + (j % 16) * dv;
-                if (v16) {
-                    kt.fmad_f16(dv, lane, layer.v16.data() + v_cell(j), fp16_to_fp32(fp32_to_fp16(pj)));
-                } else {
-                    kt.fmad_f32(dv, lane, layer.v32.data() + v_cell(j), pj);
-                }
+            float* pv = prob.data() + (j_begin - c0);
+            kt.scale_f32(n_vis, pv, inv);
+            if (v16) {
+                kt.round_f16(n_vis, pv, pv);
+                kt.pv_f16_lanes16(dv, layer.v16.data() + hk * dv, s.n_head_kv * dv, pv, j_begin, j_end, acc);
+                continue;
             }
+            std::fill(lanes.begin(), lanes.end(), 0.0f);
+            for (int64_t j = j_begin; j < j_end; ++j)
+                kt.fmad_f32(dv, lanes.data() + (j % 16) * dv, layer.v32.data() + v_cell(j), pv[j - j_begin]);
             kt.reduce_lanes16(dv, lanes.data(), acc);
         }
     });

@@ -5,6 +5,7 @@
 // <cmath>, for the scalar tails: no inline function of a shared header may be compiled with these flags.
 
 #include "quant/x86/simd.h"
+#include "quant/x86/vexp.h"
 
 namespace ferry::quant::FERRY_ISA {
 namespace {
@@ -22,6 +23,79 @@ float dot_lanes16(int64_t n, const T* x, const T* y) {
         hi = _mm256_fmadd_ps(load8(x + i + 8), load8(y + i + 8), hi);
     }
     return hsum(_mm256_add_ps(lo, hi));
+}
+
+// dot_lanes16 of four x rows with one y at once; each row's 16 lanes reduced exactly as hsum(lo + hi):
+// t = lo + hi, u_i = t_i + t_{i+4} (128-bit halves added), then (u_0 + u_2) + (u_1 + u_3), the four rows
+// side by side in the lanes of one register.
+void dot_f16_lanes16_rows(int64_t n, const uint16_t* x, int64_t ldx, int64_t n_x, const uint16_t* y, float* out) {
+    int64_t j = 0;
+    for (; j + 4 <= n_x; j += 4) {
+        const uint16_t* xr = x + j * ldx;
+        __m256 lo[4], hi[4];
+        for (int k = 0; k < 4; ++k) lo[k] = hi[k] = _mm256_setzero_ps();
+        for (int64_t i = 0; i + 16 <= n; i += 16) {
+            const __m256 y0 = load8(y + i), y1 = load8(y + i + 8);
+            for (int k = 0; k < 4; ++k) {
+                lo[k] = _mm256_fmadd_ps(load8(xr + k * ldx + i), y0, lo[k]);
+                hi[k] = _mm256_fmadd_ps(load8(xr + k * ldx + i + 8), y1, hi[k]);
+            }
+        }
+        __m256 t[4];
+        for (int k = 0; k < 4; ++k) t[k] = _mm256_add_ps(lo[k], hi[k]);
+        // u01 = [u(row 0) | u(row 1)], u23 likewise.
+        const __m256 u01 =
+            _mm256_add_ps(_mm256_permute2f128_ps(t[0], t[1], 0x20), _mm256_permute2f128_ps(t[0], t[1], 0x31));
+        const __m256 u23 =
+            _mm256_add_ps(_mm256_permute2f128_ps(t[2], t[3], 0x20), _mm256_permute2f128_ps(t[2], t[3], 0x31));
+        // [u0 + u2 (rows 0, 2), u1 + u3 (rows 0, 2) | the same for rows 1, 3]
+        const __m256 v = _mm256_add_ps(_mm256_unpacklo_ps(u01, u23), _mm256_unpackhi_ps(u01, u23));
+        const __m256 r = _mm256_add_ps(v, _mm256_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+        alignas(32) float rr[8];
+        _mm256_store_ps(rr, r);
+        out[j] = rr[0], out[j + 1] = rr[4], out[j + 2] = rr[1], out[j + 3] = rr[5];
+    }
+    for (; j < n_x; ++j) out[j] = dot_lanes16<uint16_t>(n, x + j * ldx, y);
+}
+
+// The lanes16 sums over cells of p_j * v_j[d] for 8 columns d at once: lane l of a column is one register
+// (acc[l]), taking the cells j = l (mod 16) in order; then reduce_lanes16's tree across the registers.
+// The lanes run in two passes of 8 (the chains are independent), so 8 accumulators stay in registers.
+void pv_f16_lanes16(int64_t n, const uint16_t* v, int64_t ldv, const float* p, int64_t j0, int64_t j1, float* out) {
+    const int64_t c0 = j0 / 16 * 16;
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) {
+        __m256 lane[16];
+        for (int half = 0; half < 16; half += 8) {
+            __m256 acc[8];
+            for (__m256& a : acc) a = _mm256_setzero_ps();
+            for (int64_t c = c0; c < j1; c += 16) {
+                const int64_t a = c + half;
+                if (a >= j0 && a + 8 <= j1) {
+                    for (int l = 0; l < 8; ++l)
+                        acc[l] = _mm256_fmadd_ps(load8(v + (a + l) * ldv + d), _mm256_set1_ps(p[a + l - j0]), acc[l]);
+                } else {
+                    for (int l = 0; l < 8; ++l)
+                        if (a + l >= j0 && a + l < j1)
+                            acc[l] =
+                                _mm256_fmadd_ps(load8(v + (a + l) * ldv + d), _mm256_set1_ps(p[a + l - j0]), acc[l]);
+                }
+            }
+            for (int l = 0; l < 8; ++l) lane[half + l] = acc[l];
+        }
+        __m256 t[8], u[4];
+        for (int i = 0; i < 8; ++i) t[i] = _mm256_add_ps(lane[i], lane[i + 8]);
+        for (int i = 0; i < 4; ++i) u[i] = _mm256_add_ps(t[i], t[i + 4]);
+        _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3])));
+    }
+    for (; d < n; ++d) {
+        float lane[16] = {};
+        for (int64_t j = j0; j < j1; ++j) lane[j % 16] = __builtin_fmaf(h2f(v[j * ldv + d]), p[j - j0], lane[j % 16]);
+        float t[8], u[4];
+        for (int i = 0; i < 8; ++i) t[i] = lane[i] + lane[i + 8];
+        for (int i = 0; i < 4; ++i) u[i] = t[i] + t[i + 4];
+        out[d] = (u[0] + u[2]) + (u[1] + u[3]);
+    }
 }
 
 float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) {
@@ -58,43 +132,17 @@ void fmad_f16_acc16(int64_t n, uint16_t* y, const uint16_t* x, float s) {
     for (; i < n; ++i) y[i] = f2h(__builtin_fmaf(h2f(x[i]), s, h2f(y[i])));
 }
 
+void to_f16(int64_t n, const float* x, uint16_t* y) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) store_f16(y + i, _mm256_loadu_ps(x + i));
+    for (; i < n; ++i) y[i] = f2h(x[i]);
+}
+
 void scale_f16(int64_t n, uint16_t* y, float s) {
     const __m256 vs = _mm256_set1_ps(s);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) store_f16(y + i, _mm256_mul_ps(load8(y + i), vs));
     for (; i < n; ++i) y[i] = f2h(h2f(y[i]) * s);
-}
-
-// 2^e for normal exponents e in [-126, 127], per lane.
-__m256 pow2(__m256i e) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
-}
-
-// ggml_v_expf's algorithm (see the scalar table) on 8 lanes; scalef(j, n) = j * 2^n as two power-of-two
-// factors, the first exact, so the product is rounded once.
-__m256 v_expf(__m256 x) {
-    const __m256 r = _mm256_set1_ps(0x1.8p23f);
-    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-    const __m256 n = _mm256_sub_ps(z, r);
-    const __m256 b =
-        _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
-    const __m256 u = _mm256_mul_ps(b, b);
-    const __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f));
-    const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f));
-    const __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(p, u, q), u,
-                                     _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
-    const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
-    const __m256 big = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
-    const __m256 nan = _mm256_cmp_ps(n, n, _CMP_UNORD_Q);
-    const __m256 safe = _mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-192.0f)), _mm256_set1_ps(192.0f));
-    const __m256i e = _mm256_cvttps_epi32(safe);
-    const __m256i e1 = _mm256_srai_epi32(e, 1);
-    const __m256i e2 = _mm256_sub_epi32(e, e1);
-    __m256 res = _mm256_mul_ps(_mm256_mul_ps(j, pow2(e1)), pow2(e2));
-    const __m256 alt = _mm256_blendv_ps(_mm256_set1_ps(__builtin_inff()), _mm256_setzero_ps(),
-                                        _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
-    res = _mm256_blendv_ps(res, alt, big);
-    return _mm256_blendv_ps(res, n, nan);
 }
 
 double soft_max_ggml(int64_t n, float* y, const float* x, float max) {
@@ -138,10 +186,13 @@ void fill_attn_ggml(KernelTable& t) {
     t.dot_f16_lanes16 = dot_lanes16<uint16_t>;
     t.dot_f32_lanes16 = dot_lanes16<float>;
     t.dot_f16_ggml = dot_f16_ggml;
+    t.dot_f16_lanes16_rows = dot_f16_lanes16_rows;
+    t.pv_f16_lanes16 = pv_f16_lanes16;
     t.fmad_f32 = fmad<float>;
     t.fmad_f16 = fmad<uint16_t>;
     t.fmad_f16_acc16 = fmad_f16_acc16;
     t.scale_f16 = scale_f16;
+    t.to_f16 = to_f16;
     t.soft_max_ggml = soft_max_ggml;
     t.reduce_lanes16 = reduce_lanes16;
 }

@@ -8,6 +8,7 @@ void fill_gemm_q32(KernelTable& t);
 void fill_gemm_k(KernelTable& t);
 void fill_gemm_float(KernelTable& t);
 void fill_attn_ggml(KernelTable& t);
+void fill_attn_tile(KernelTable& t);
 
 const KernelTable& table() {
     static const KernelTable t = [] {
@@ -22,6 +23,7 @@ const KernelTable& table() {
         fill_gemm_k(k);
         fill_gemm_float(k);
         fill_attn_ggml(k);
+        fill_attn_tile(k);
         return k;
     }();
     return t;
