@@ -110,9 +110,10 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
                                  : std::vector<int64_t>{32, 96, 256, 40 * f->block_size, 71 * f->block_size};
         for (int64_t n : lengths) {
             if (f->block_size == 1 && n == 32) n = 37;  // a float row with a scalar tail
-            // Column counts around the register tiles' widths (groups of 8, a padded group of 4..7, leftovers of
-            // 1..3); row counts around their heights (pairs, and blocks of 16 rows); n around their chunks of
-            // 32 blocks, with odd block counts; 67 rows: more than one panel of 64 rows, an odd last row.
+            // Column counts around the register tiles' widths (groups of 8, a padded group of 6..7, a 4-column
+            // tile for 4..5, leftovers of 1..3); row counts around their heights (pairs, and blocks of 16 rows); n
+            // around their chunks of 32 blocks, with odd block counts; 67 rows: more than one panel of 64 rows, an odd
+            // last row.
             for (auto [nr, nc] : {std::pair<int64_t, int64_t>{1, 1},
                                   {5, 1},
                                   {3, 7},
@@ -120,6 +121,7 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
                                   {2, 17},
                                   {19, 13},
                                   {1, 4},
+                                  {13, 4},
                                   {4, 64},
                                   {67, 5}}) {
                 const Weight w = make_weight(type, n, nr, uint32_t(n + nr));

@@ -17,8 +17,9 @@
 //
 // With AVX-512: decode takes gemv_pairs (two chains) or gemv_rows2 (one chain), prefill the register
 // tiles of panel_gemm (two chains: 2 rows x 8 columns, two blocks per register) or block_gemm (one chain:
-// 4 rows x 8 columns, two rows per register) for groups of 4..8 columns and tile_pairs / tile<K, 1> for
-// the last 1..3 columns; every one of them computes each output with the operations of tile<K, 1>.
+// 4 rows x 8 columns, two rows per register) for groups of 8 columns, 6..7 padded to 8, 4..5 in 4-column tiles) and
+// tile_pairs / tile<K, 1> for the last 1..3 columns; every one of them computes each output with the operations of
+// tile<K, 1>.
 
 #include <cstddef>
 
@@ -580,14 +581,18 @@ struct alignas(64) ActBlock {
     __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane
 };
 
-// Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the columns (ncols real
-// ones, the rest zeros).
-template <class K>
+// Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns (ncols
+// real ones, the rest zeros; ssum's lanes past NC are zeros too, as block_rows reads all 8).
+template <class K, int NC>
 void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, ActBlock (*panel)[kPanelCols],
                  float (*dsc)[kPanelCols], float (*ssum)[kPanelCols]) {
     using A = typename K::A;
     const __m256i bias = _mm256_set1_epi8(static_cast<char>(static_cast<uint8_t>(K::kBias)));
-    for (int c = 0; c < kPanelCols; ++c) {
+    if constexpr (K::kOffset && NC < kPanelCols) {
+        for (int64_t i = 0; i < n; ++i)
+            for (int c = NC; c < kPanelCols; ++c) ssum[i][c] = 0.0f;
+    }
+    for (int c = 0; c < NC; ++c) {
         if (c >= ncols) {
             for (int64_t i = 0; i < n; ++i) {
                 panel[i][c] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -610,9 +615,9 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
     }
 }
 
-// 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x kPanelCols columns over blocks
+// 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x NC columns over blocks
 // [b0, b0 + n) of the panel.
-template <class K, int RP>
+template <class K, int RP, int NC>
 inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kPanelCols],
                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
                        __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
@@ -622,7 +627,7 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
         const int64_t b = b0 + i;
         __m512i q[RP];
         __m512 d[RP];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < RP; ++j) {
             const typename K::W& w0 = w[2 * j][b];
             const typename K::W& w1 = w[2 * j + 1][b];
@@ -638,19 +643,23 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
             }
         }
 #pragma GCC unroll 8
-        for (int c = 0; c < kPanelCols; ++c) {
+        for (int c = 0; c < NC; ++c) {
             const __m512i aq = _mm512_broadcast_i64x4(panel[i][c].q);
             const __m512i neg = _mm512_broadcast_i64x4(panel[i][c].neg);
             const __m512 ad = _mm512_set1_ps(dsc[i][c]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int j = 0; j < RP; ++j) acc[j][c] = block_acc(acc[j][c], _mm512_dpbusd_epi32(neg, q[j], aq), d[j], ad);
         }
     }
 }
 
-// Columns [c0, c0 + ncols) (ncols <= kPanelCols) of the tile; an odd last row is paired with itself.
-template <class K>
+// Columns [c0, c0 + ncols) (ncols <= NC) of the tile; an odd last row is paired with itself. NC is
+// kPanelCols, or 4 for a group of 4 or 5 columns (decode of 4 sequences: no padding to 8), which takes 4
+// row pairs at a time to keep as many accumulators in flight.
+template <class K, int NC>
 void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
+    static_assert(NC == kPanelCols || NC == kPanelCols / 2);
+    constexpr int kRP = kPanelCols / NC * 2;  // row pairs per register tile
     using W = typename K::W;
     const int64_t nb = g.n / 32;
     alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
@@ -665,29 +674,34 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
         const int64_t nr = min64(kPanelRows, g.nr - r0);
         const int64_t npairs = (nr + 1) / 2;
         for (int64_t j = 0; j < npairs; ++j) {
-            for (int c = 0; c < kPanelCols; ++c) acc[j][c] = _mm512_setzero_ps();
+            for (int c = 0; c < NC; ++c) acc[j][c] = _mm512_setzero_ps();
             off[j] = _mm512_setzero_ps();
         }
         for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
             const int64_t n = min64(kChunkBlocks, nb - b0);
-            pack_blocks<K>(g, c0, ncols, b0, n, panel, dsc, ssum);
+            pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
             int64_t j = 0;
-            for (; j + 2 <= npairs; j += 2) {
+            for (; j + kRP <= npairs; j += kRP) {
                 const int64_t r = r0 + 2 * j;
-                const W* w[4] = {row(r), row(r + 1), row(r + 2), row(r + 3)};
+                const W* w[2 * kRP];
+                for (int k = 0; k < 2 * kRP; ++k) w[k] = row(r + k);
                 // Local copies, so that the compiler keeps them in registers.
-                __m512 a2[2][kPanelCols];
-                __m512 o2[2] = {off[j], off[j + 1]};
-                for (int c = 0; c < kPanelCols; ++c) a2[0][c] = acc[j][c], a2[1][c] = acc[j + 1][c];
-                block_rows<K, 2>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(4 * g.w_stride));
-                for (int c = 0; c < kPanelCols; ++c) acc[j][c] = a2[0][c], acc[j + 1][c] = a2[1][c];
-                off[j] = o2[0];
-                off[j + 1] = o2[1];
+                __m512 a2[kRP][kPanelCols];
+                __m512 o2[kRP];
+                for (int k = 0; k < kRP; ++k) {
+                    o2[k] = off[j + k];
+                    for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
+                }
+                block_rows<K, kRP, NC>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * kRP * g.w_stride));
+                for (int k = 0; k < kRP; ++k) {
+                    off[j + k] = o2[k];
+                    for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
+                }
             }
-            if (j < npairs) {
+            for (; j < npairs; ++j) {
                 const int64_t r = r0 + 2 * j;
                 const W* w[2] = {row(r), row(r + 1)};
-                block_rows<K, 1>(w, panel, dsc, ssum, b0, n, &acc[j], &off[j], int64_t(2 * g.w_stride));
+                block_rows<K, 1, NC>(w, panel, dsc, ssum, b0, n, &acc[j], &off[j], int64_t(2 * g.w_stride));
             }
         }
         for (int64_t r = 0; r < nr; ++r) {
@@ -781,8 +795,13 @@ void gemm(const GemmArgs& g) {
     for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) {
         if constexpr (K::kTwoChains) {
             panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
+        } else if (g.nc - c < kPanelCols - 2) {
+            // 4 or 5 columns: a 4-column tile (not padded to 8), the 5th below.
+            block_gemm<K, kPanelCols / 2>(g, c, kPanelCols / 2);
+            c += kPanelCols / 2;
+            break;
         } else {
-            block_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
+            block_gemm<K, kPanelCols>(g, c, int(min64(kPanelCols, g.nc - c)));
         }
     }
     if (c >= g.nc) return;
