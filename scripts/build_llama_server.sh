@@ -8,6 +8,9 @@
 #      JOBS (default 1: the machines are shared), PIP (default .venv/bin/pip, else pip3).
 # Result: DIR/build/bin/llama-server; the llama.cpp commit is printed (from llama-cpp-python's CHANGELOG).
 # Nothing is downloaded but the sdist from PyPI: no curl, no OpenSSL, no prebuilt web UI.
+# On a virtual machine whose CPU lists AMX but does not enable its tile state, -march=native compiles
+# ggml's AMX kernels and llama-server dies with SIGILL (tilezero) at the first matmul: run it with
+# --no-repack (no extra CPU buffer types, so no AMX), as docs/serving.md does.
 set -euo pipefail
 
 dir="${1:-/work/llsrc}"

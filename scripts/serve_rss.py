@@ -1,5 +1,7 @@
-"""Measures whether ferry serve's resident memory stays flat (issue 8's load check; not in CTest,
-because the check does not pass yet, see docs/serving.md): after --requests short chat requests (half streamed,
+"""Measures whether ferry serve's resident memory stays flat (issue 8's load check; not in CTest: 1,000
+requests take minutes, and the fewer a 30 s test could send do not separate the old growth from noise;
+tests/backend/test_act_arena.cpp checks the mechanism that grew, see docs/serving.md): after --requests
+short chat requests (half streamed,
 varied prompts, 4 keep-alive clients over plain HTTP) the server's VmRSS (/proc/PID/status) must be
 within 1% of its VmRSS after the first 100. The issue's check is 1,000 requests
 (`--requests 1000`); the default is 300.

@@ -43,27 +43,28 @@ void for_row_pieces(int64_t b, int64_t e, int64_t n, F fn) {
 CpuOps::CpuOps(int n_threads, const quant::KernelTable* kernels)
     : pool_(n_threads), kernels_(kernels ? kernels : &quant::best_kernels()), ew_(&cpu::ew_kernels(kernels_->isa)) {}
 
-void CpuOps::reset() { n_live_ = 0; }
+void CpuOps::reset() {
+    live_.clear();
+    arena_.reset();
+}
 
 Act CpuOps::alloc(std::array<int64_t, kMaxDims> ne) {
-    Act a{ne, int32_t(n_live_)};
+    Act a{ne, int32_t(live_.size())};
     FERRY_CHECK(a.n_elements() >= 0);
-    if (n_live_ == bufs_.size()) bufs_.emplace_back();
-    bufs_[n_live_].resize(size_t(a.n_elements()));
-    ++n_live_;
+    live_.emplace_back(arena_.alloc(size_t(a.n_elements())), a.n_elements());
     return a;
 }
 
 float* CpuOps::ptr(const Act& a) {
-    FERRY_CHECK(a.id >= 0 && size_t(a.id) < n_live_);
-    FERRY_CHECK(int64_t(bufs_[size_t(a.id)].size()) == a.n_elements());
-    return bufs_[size_t(a.id)].data();
+    FERRY_CHECK(a.id >= 0 && size_t(a.id) < live_.size());
+    FERRY_CHECK(live_[size_t(a.id)].second == a.n_elements());
+    return live_[size_t(a.id)].first;
 }
 
 const float* CpuOps::ptr(const Act& a) const {
-    FERRY_CHECK(a.id >= 0 && size_t(a.id) < n_live_);
-    FERRY_CHECK(int64_t(bufs_[size_t(a.id)].size()) == a.n_elements());
-    return bufs_[size_t(a.id)].data();
+    FERRY_CHECK(a.id >= 0 && size_t(a.id) < live_.size());
+    FERRY_CHECK(live_[size_t(a.id)].second == a.n_elements());
+    return live_[size_t(a.id)].first;
 }
 
 std::span<const float> CpuOps::data(const Act& a) const { return {ptr(a), size_t(a.n_elements())}; }

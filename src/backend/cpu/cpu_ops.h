@@ -21,9 +21,10 @@
 // golden ones: quantized matmuls re-quantize their inputs, and a one-ulp difference can flip a rounding.
 #pragma once
 
-#include <deque>
+#include <utility>
 #include <vector>
 
+#include "backend/cpu/act_arena.h"
 #include "backend/cpu/elementwise.h"
 #include "backend/ops.h"
 #include "backend/state_store.h"
@@ -132,10 +133,10 @@ private:
 
     ThreadPool pool_;
     const quant::KernelTable* kernels_;
-    const EwKernels* ew_;                  // element-wise kernels of kernels_'s instruction set
-    std::deque<std::vector<float>> bufs_;  // activation buffers, reused across reset()
-    size_t n_live_ = 0;
-    std::vector<uint8_t> act_scratch_;  // activations quantized for matmul
+    const EwKernels* ew_;                           // element-wise kernels of kernels_'s instruction set
+    ActArena arena_;                                // the activations' memory, reused across reset()
+    std::vector<std::pair<float*, int64_t>> live_;  // per live Act id: its data and element count
+    std::vector<uint8_t> act_scratch_;              // activations quantized for matmul
     // moe_ffn's buffers, kept across calls (moe.cpp).
     struct MoeScratch {
         std::vector<float> logits, weights, gate, up, down, shared;
