@@ -251,7 +251,7 @@ TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
                 const size_t a_stride = k.a_stride;
                 const std::vector<float>& y = k.y;
                 for (int64_t c = 0; c < nc; ++c) {
-                    const bool gemv = c >= nc - nc % 4;
+                    const bool gemv = nc < 4;
                     const auto* ac = reinterpret_cast<const quant::BlockQ8K*>(act.data() + size_t(c) * a_stride);
                     for (int64_t r = 0; r < nr; ++r) {
                         const auto* wr = reinterpret_cast<const quant::BlockQ4K*>(w.bytes.data() + r * w.row_bytes);

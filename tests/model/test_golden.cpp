@@ -18,9 +18,9 @@
 //     every row, except in a one-token micro-batch, where llamafile declines and ggml_vec_dot_f16
 //     computes both products), checked on sequence 2 in micro-batches of 10; the Gated DeltaNet runs
 //     token by token in both backends, so this holds for the hybrids too. Not on the CPU backend for
-//     files with Q4_K weights of a multiple of 8 rows: llama.cpp's repacked Q4_K computes the last
-//     nc % 4 columns of a product in its GEMV order, the others in its GEMM order, and ferry does the
-//     same (its token by token run reproduces seq2.decode.f32 bit for bit). The -fa off distance from
+//     files with Q4_K weights of a multiple of 8 rows: llama.cpp's repacked Q4_K computes products of
+//     1..3 columns in its GEMV order and wider ones in its GEMM order, and ferry does the same (its token
+//     by token run reproduces seq2.decode.f32 bit for bit). The -fa off distance from
 //     the (flash attention on) goldens is printed for information (the README: llama.cpp's own -fa off
 //     moves these files by up to ~1e-3);
 //   - the reference backend (plain f32, not ggml's float order) is held to the file's reference_*

@@ -21,8 +21,11 @@
 //             accm = fma(float(imin), dmin * a.d, accm);
 //       GEMV: the pairs' isum and imin summed in integers per super-block, then one fma each per
 //             super-block;
-//     result acc - accm. gemm_q4k_8x8 does the same: the first nc - nc % 4 columns in GEMM order, the
-//     last nc % 4 in GEMV order (so a decode's single column takes the GEMV order, as in llama.cpp).
+//     result acc - accm. gemm_q4k_8x8 takes the GEMV order for products of 1..3 columns (a decode's single
+//     column, as in llama.cpp) and the GEMM order for every column of a wider one, its last nc % 4 too:
+//     then a prompt split into micro-batches gets the bits of one large batch (llama.cpp's for a batch of
+//     a multiple of 4 tokens, as the golden files' 200-token batches) instead of llama.cpp's own
+//     dependence on the split.
 //     GEMM (q4k_rows_gemm): each group of 16 (AVX-512) or 8 rows runs with the rows in the float lanes
 //     (lane r = row r's chain); a super-block of the group is unpacked once into that lane order
 //     (block_q4_Kx8's, unpacked) for up to 64 columns, so a column's integer sums need only broadcast
@@ -680,15 +683,17 @@ void gemm(const GemmArgs& g) {
 }
 
 void gemm_q4k_8x8(const GemmArgs& g) {
-    const int64_t c = g.nc - g.nc % 4, nr8 = g.nr - g.nr % 8;
+    const int64_t c = g.nc >= 4 ? g.nc : 0, nr8 = g.nr - g.nr % 8;
     if (c > 0) {
         int64_t r0 = 0;
 #if defined(__AVX512F__)
         for (; r0 + 16 <= nr8; r0 += 16) q4k_rows_gemm<Z16>(g, 0, c, r0);
 #endif
         for (; r0 < nr8; r0 += 8) q4k_rows_gemm<Y8>(g, 0, c, r0);
+        // The last group of 4 overlaps the one before when c % 4 != 0 (a column computed twice gets the
+        // same bits).
         if (nr8 < g.nr)
-            for (int64_t c4 = 0; c4 < c; c4 += 4) tile_q4k_rows<4>(g, c4, nr8);
+            for (int64_t c4 = 0; c4 < c; c4 += 4) tile_q4k_rows<4>(g, std::min(c4, c - 4), nr8);
     }
     switch (g.nc - c) {
         case 0: break;
