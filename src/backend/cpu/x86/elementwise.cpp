@@ -8,6 +8,8 @@
 
 #include <immintrin.h>
 
+#include "quant/x86/vexp.h"
+
 #ifndef FERRY_ISA
 #error "FERRY_ISA must name the instruction set namespace (avx2, avx512)"
 #endif
@@ -48,29 +50,8 @@ struct F8 {
     static T neg(T a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
     static T swap_pairs(T a) { return _mm256_permute_ps(a, 0xB1); }
     static T blend_odd(T even, T odd) { return _mm256_blend_ps(even, odd, 0xAA); }
-    static __m256 pow2(__m256i e) {
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
-    }
-    // ggml_v_expf: j * 2^n as two exact power-of-two factors (|n| <= 192 there), one rounding.
-    static T expf(T x) {
-        const T r = set1(0x1.8p23f);
-        const T z = fma(x, set1(0x1.715476p+0f), r);
-        const T n = sub(z, r);
-        const T b = _mm256_fnmadd_ps(n, set1(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, set1(0x1.62e4p-1f), x));
-        const T u = mul(b, b);
-        const T j = fma(fma(fma(set1(0x1.0e4020p-7f), b, set1(0x1.573e2ep-5f)), u,
-                            fma(set1(0x1.555e66p-3f), b, set1(0x1.fffdb6p-2f))),
-                        u, fma(set1(0x1.ffffecp-1f), b, set1(1.0f)));
-        const T big = _mm256_cmp_ps(_mm256_andnot_ps(set1(-0.0f), n), set1(192.0f), _CMP_GT_OQ);
-        const T safe = _mm256_min_ps(_mm256_max_ps(n, set1(-192.0f)), set1(192.0f));
-        const __m256i e = _mm256_cvttps_epi32(safe);
-        const __m256i e1 = _mm256_srai_epi32(e, 1);
-        const __m256i e2 = _mm256_sub_epi32(e, e1);
-        const T res = mul(mul(j, pow2(e1)), pow2(e2));
-        const T alt = _mm256_blendv_ps(set1(__builtin_inff()), zero(), _mm256_cmp_ps(n, zero(), _CMP_LE_OQ));
-        // A NaN n (NaN x) leaves j NaN: keep res there, as the scalar code does.
-        return _mm256_blendv_ps(res, alt, big);
-    }
+    // ggml_v_expf (quant/x86/vexp.h, bit-identical with ggml_expf).
+    static T expf(T x) { return quant::FERRY_ISA::v_expf(x); }
 };
 
 #if defined(__AVX512F__)
@@ -93,22 +74,8 @@ struct F16 {
     }
     static T swap_pairs(T a) { return _mm512_permute_ps(a, 0xB1); }
     static T blend_odd(T even, T odd) { return _mm512_mask_blend_ps(__mmask16(0xAAAA), even, odd); }
-    // ggml_v_expf of the AVX-512 build as ggml writes it (scalef rounds j * 2^n once).
-    static T expf(T x) {
-        const T r = set1(0x1.8p23f);
-        const T z = fma(x, set1(0x1.715476p+0f), r);
-        const T n = sub(z, r);
-        const T b = _mm512_fnmadd_ps(n, set1(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, set1(0x1.62e4p-1f), x));
-        const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), set1(192.0f), _CMP_GT_OQ);
-        const T u = mul(b, b);
-        const T j = fma(fma(fma(set1(0x1.0e4020p-7f), b, set1(0x1.573e2ep-5f)), u,
-                            fma(set1(0x1.555e66p-3f), b, set1(0x1.fffdb6p-2f))),
-                        u, fma(set1(0x1.ffffecp-1f), b, set1(1.0f)));
-        const T res = _mm512_scalef_ps(j, n);
-        if (_mm512_kortestz(d, d)) return res;
-        const T alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, zero(), _CMP_LE_OQ), set1(__builtin_inff()), zero());
-        return _mm512_mask_blend_ps(d, res, alt);
-    }
+    // ggml_v_expf of the AVX-512 build (quant/x86/vexp.h: scalef rounds j * 2^n once).
+    static T expf(T x) { return quant::FERRY_ISA::v_expf(x); }
 };
 using FW = F16;  // the widest vector of this build
 #else
