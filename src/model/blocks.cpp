@@ -22,6 +22,12 @@ Result<AttentionWeights> load_attention_weights(const TensorTable& t, int il, co
     return a;
 }
 
+std::vector<backend::KvLayerSpec> dense_kv_layers(const DenseHparams& h, int64_t n_ctx, GgmlType type_k,
+                                                  GgmlType type_v) {
+    return std::vector<backend::KvLayerSpec>(size_t(h.n_layer),
+                                             {n_ctx, h.n_head_kv, h.head_dim, h.head_dim_v, type_k, type_v});
+}
+
 AttentionParams dense_attention_params(const AttentionWeights* w, const DenseHparams& h, backend::RopeMode mode) {
     return {
         .w = w,

@@ -42,6 +42,10 @@ struct AttentionParams {
 // (required), shaped by h.
 Result<AttentionWeights> load_attention_weights(const TensorTable& t, int il, const DenseHparams& h, bool qk_norm);
 
+// One KV layer per layer (every layer an attention layer), shaped by h's heads.
+std::vector<backend::KvLayerSpec> dense_kv_layers(const DenseHparams& h, int64_t n_ctx, GgmlType type_k,
+                                                  GgmlType type_v);
+
 // The usual attention of a DenseHparams model: h's heads and RoPE (mode as given, h.n_rot dims),
 // q/k norms with h.rms_eps, scores scaled by 1/sqrt(head_dim), no window.
 AttentionParams dense_attention_params(const AttentionWeights* w, const DenseHparams& h, backend::RopeMode mode);

@@ -33,8 +33,7 @@ public:
     static Result<std::unique_ptr<Model>> load(const gguf::File& file);
 
     std::vector<backend::KvLayerSpec> kv_layers(int64_t n_ctx, GgmlType type_k, GgmlType type_v) const override {
-        return std::vector<backend::KvLayerSpec>(size_t(hp_.n_layer),
-                                                 {n_ctx, hp_.n_head_kv, hp_.head_dim, hp_.head_dim_v, type_k, type_v});
+        return dense_kv_layers(hp_, n_ctx, type_k, type_v);
     }
 
     Act forward(backend::Ops& ops, const Batch& batch, std::span<const backend::KvHandle> kv) const override;
