@@ -253,6 +253,9 @@ void apply_penalties(Candidates& c, const TokenHistory& history, const Penalties
     c.n_sorted = 0;
 }
 
+// fill_top_k scans the logits in chunks of this many.
+constexpr size_t kScanChunk = 32;
+
 void fill_top_k(Candidates& c, std::span<const float> logits, size_t k, const TokenHistory& history,
                 const Penalties& penalties) {
     FERRY_CHECK(k > 0 && k < logits.size());
@@ -272,12 +275,23 @@ void fill_top_k(Candidates& c, std::span<const float> logits, size_t k, const To
     };
     // Penalized tokens are offered afterwards with their new logits.
     const bool penalize = penalties.active() && !history.distinct().empty();
-    for (size_t i = 0; i < logits.size(); ++i) {
-        const float l = logits[i];
-        // Ids rise, so a tie with the current worst never wins; NaN fails the test too.
-        if (filled == k && !(l > heap[0].logit)) continue;
-        if (penalize && history.count(int32_t(i)) > 0) continue;
-        offer(Candidate{int32_t(i), std::isnan(l) ? kNegInf : l, 0.0f});
+    const size_t n = logits.size();
+    for (size_t c = 0; c < n; c += kScanChunk) {
+        const size_t end = std::min(n, c + kScanChunk);
+        // Once the heap is full, most chunks hold nothing above its worst: one vector compare skips them.
+        if (filled == k && end - c == kScanChunk) {
+            const float worst = heap[0].logit;
+            int above = 0;
+            for (size_t i = c; i < end; ++i) above += logits[i] > worst ? 1 : 0;
+            if (above == 0) continue;
+        }
+        for (size_t i = c; i < end; ++i) {
+            const float l = logits[i];
+            // Ids rise, so a tie with the current worst never wins; NaN fails the test too.
+            if (filled == k && !(l > heap[0].logit)) continue;
+            if (penalize && history.count(int32_t(i)) > 0) continue;
+            offer(Candidate{int32_t(i), std::isnan(l) ? kNegInf : l, 0.0f});
+        }
     }
     if (penalize) {
         for (int32_t t : history.distinct()) {
