@@ -750,14 +750,20 @@ std::span<const Option> options() {
             .group = "server",
             .names = {"-np", "--parallel"},
             .hint = "N",
-            .help = "slots: requests served at once; the context (-c) is split evenly between them",
+            .help = "slots: requests served at once; the context (-c) is split evenly between them (bench: "
+                    "generation tests with N sequences decoding side by side, one batched step per token of each, "
+                    "t/s their aggregate; a comma list)",
             .env = "FERRY_ARG_N_PARALLEL",
-            .commands = cmd::serve,
+            .commands = cmd::serve | cmd::bench,
             .set_value = [](Params& p, std::string_view v) -> Status {
+                if (p.subcommand == "bench") return append_list(p.bench.n_parallel, v, positive_int<256>);
                 FERRY_ASSIGN(p.n_parallel, parse_int(v, 1, 256));
                 return {};
             },
-            .show_default = [](const Params& p) { return std::to_string(p.n_parallel); },
+            .show_default =
+                [](const Params& p) {
+                    return p.subcommand == "bench" ? std::string("1") : std::to_string(p.n_parallel);
+                },
         },
         {
             .group = "server",

@@ -33,6 +33,7 @@ std::string Test::name() const {
     std::string s;
     if (n_prompt > 0) s = "pp" + std::to_string(n_prompt);
     if (n_gen > 0) s += (s.empty() ? "tg" : "+tg") + std::to_string(n_gen);
+    if (n_parallel > 1) s += " x" + std::to_string(n_parallel);
     if (n_depth > 0) s += " @ d" + std::to_string(n_depth);
     return s;
 }
@@ -154,13 +155,12 @@ public:
 
     Status init() {
         ops_ = backend::make_ops(backend::BackendKind::Cpu, inst_.threads);
-        runtime::SessionParams sp;
-        sp.n_ctx = n_ctx_;
-        sp.n_ubatch = inst_.n_ubatch;
-        sp.kv_type_k = inst_.type_k;
-        sp.kv_type_v = inst_.type_v;
-        sp.flash_attn = inst_.flash_attn != "off";
-        FERRY_ASSIGN(runtime::Session s, runtime::Session::create(model_, *ops_, sp));
+        sp_.n_ctx = n_ctx_;
+        sp_.n_ubatch = inst_.n_ubatch;
+        sp_.kv_type_k = inst_.type_k;
+        sp_.kv_type_v = inst_.type_v;
+        sp_.flash_attn = inst_.flash_attn != "off";
+        FERRY_ASSIGN(runtime::Session s, runtime::Session::create(model_, *ops_, sp_));
         session_ = std::make_unique<runtime::Session>(std::move(s));
         return {};
     }
@@ -168,6 +168,7 @@ public:
     // One repetition; nanoseconds of the timed part. `traffic` (optional) receives the bytes the
     // timed part read. Returns 0 when interrupted.
     Result<uint64_t> run(const Test& t, backend::Traffic* traffic) {
+        if (t.n_parallel > 1) return run_parallel(t, traffic);
         const std::atomic<bool>& stop = interrupt_flag();
         if (depth_ != t.n_depth) {
             session_->clear();
@@ -191,15 +192,50 @@ public:
     }
 
 private:
+    // A tg test of n_parallel sequences: each holds n_depth random tokens (untimed), then every timed
+    // step decodes one token of each in one batch (Session::step), as the server's continuous batching does.
+    Result<uint64_t> run_parallel(const Test& t, backend::Traffic* traffic) {
+        const std::atomic<bool>& stop = interrupt_flag();
+        std::vector<runtime::Session*> seqs{session_.get()};
+        for (int i = 1; i < t.n_parallel; ++i) {
+            if (size_t(i) > extra_.size()) {
+                FERRY_ASSIGN(runtime::Session s, runtime::Session::create(model_, *ops_, sp_));
+                extra_.push_back(std::make_unique<runtime::Session>(std::move(s)));
+            }
+            seqs.push_back(extra_[size_t(i - 1)].get());
+        }
+        for (runtime::Session* s : seqs) {
+            s->clear();
+            if (t.n_depth > 0) FERRY_TRY(prefill(*s, random_tokens(t.n_depth)));
+        }
+        depth_ = -1;  // the first session no longer holds what a one-sequence test left
+        std::vector<std::vector<int32_t>> gen;
+        for (size_t i = 0; i < seqs.size(); ++i) gen.push_back(random_tokens(t.n_gen));
+        std::vector<runtime::SeqStep> steps(seqs.size());
+        ops_->traffic() = {};
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int g = 0; g < t.n_gen; ++g) {
+            if (stop.load()) return uint64_t(0);
+            for (size_t i = 0; i < seqs.size(); ++i)
+                steps[i] = {.session = seqs[i], .tokens = std::span<const int32_t>(&gen[i][size_t(g)], 1)};
+            FERRY_TRY(runtime::Session::step(steps));
+        }
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+        if (traffic) *traffic = ops_->traffic();
+        if (stop.load()) return uint64_t(0);
+        return uint64_t(std::max<int64_t>(1, ns.count()));
+    }
+
     // In -b sized calls, as ferry run submits a prompt.
-    Status prefill(const std::vector<int32_t>& tokens) {
+    Status prefill(runtime::Session& session, const std::vector<int32_t>& tokens) {
         const size_t step = size_t(inst_.n_batch);
         for (size_t i = 0; i < tokens.size(); i += step) {
             const std::span<const int32_t> part(tokens.data() + i, std::min(step, tokens.size() - i));
-            FERRY_TRY(session_->prefill(part));
+            FERRY_TRY(session.prefill(part));
         }
         return {};
     }
+    Status prefill(const std::vector<int32_t>& tokens) { return prefill(*session_, tokens); }
     std::vector<int32_t> random_tokens(int n) {
         std::uniform_int_distribution<int32_t> d(0, int32_t(model_.info().n_vocab - 1));
         std::vector<int32_t> v(size_t(std::max(n, 0)));
@@ -212,8 +248,10 @@ private:
     int64_t n_ctx_;
     std::mt19937 rng_;
     std::unique_ptr<backend::Ops> ops_;
+    runtime::SessionParams sp_;
     std::unique_ptr<runtime::Session> session_;
-    int depth_ = -1;  // depth the cache holds now; -1 = none
+    std::vector<std::unique_ptr<runtime::Session>> extra_;  // sequences 2.. of the -np tests
+    int depth_ = -1;                                        // depth the cache holds now; -1 = none
 };
 
 struct Plan {
@@ -233,7 +271,8 @@ Result<Plan> make_plan(const Params& params) {
         for (int p : or_default(b.n_prompt, 512))
             if (p > 0) plan.tests.push_back({p, 0, d});
         for (int n : or_default(b.n_gen, 128))
-            if (n > 0) plan.tests.push_back({0, n, d});
+            for (int np : or_default(b.n_parallel, 1))
+                if (n > 0) plan.tests.push_back({0, n, d, np});
         for (const auto& [p, n] : b.prompt_gen)
             if (p + n > 0) plan.tests.push_back({p, n, d});
     }
@@ -306,7 +345,7 @@ struct Runner {
     Status instance(const model::Model& model, const ModelDesc& desc, const Instance& inst,
                     const std::vector<Test>& tests) {
         int64_t n_ctx = 1;
-        for (const Test& t : tests) n_ctx = std::max<int64_t>(n_ctx, int64_t(t.n_depth) + t.n_tokens());
+        for (const Test& t : tests) n_ctx = std::max<int64_t>(n_ctx, int64_t(t.n_depth) + t.n_prompt + t.n_gen);
         FerryRunner ferry(model, inst, n_ctx, 1234);
         FERRY_TRY(ferry.init());
         bool with_llama = llama.has_value();
@@ -324,11 +363,13 @@ struct Runner {
             row.test = t;
             row.test_time = utc_now();
             // Warm-up (untimed): the prompt, or one generated token.
-            const Test warm{t.n_prompt, std::min(t.n_gen, t.n_prompt > 0 ? 0 : 1), t.n_depth};
+            const Test warm{t.n_prompt, std::min(t.n_gen, t.n_prompt > 0 ? 0 : 1), t.n_depth, t.n_parallel};
             progress(desc, inst, t, 0);
             FERRY_TRY(ferry.run(warm, nullptr));
-            if (with_llama && !llama->run(warm).ok()) with_llama = false;
-            if (with_llama) row.llama_cpp = Side{};
+            // llama-cpp-python decodes one sequence: -np rows have no llama.cpp figure.
+            const bool llama_test = with_llama && t.n_parallel == 1;
+            if (llama_test && !llama->run(warm).ok()) with_llama = false;
+            if (llama_test && with_llama) row.llama_cpp = Side{};
             backend::Traffic total;
             for (int r = 0; r < params.bench.repetitions && !interrupted; ++r) {
                 progress(desc, inst, t, r + 1);
@@ -355,7 +396,7 @@ struct Runner {
                 interrupted = interrupted || interrupt_flag().load();
             }
             if (interrupted) return {};
-            const double tokens = double(t.n_gen) * double(row.ferry.samples_ns.size());
+            const double tokens = double(t.n_gen) * t.n_parallel * double(row.ferry.samples_ns.size());
             if (row.is_decode() && tokens > 0) {
                 row.weight_bytes_per_token = double(total.weight_bytes) / tokens;
                 row.expert_bytes_per_token = double(total.expert_bytes) / tokens;

@@ -1,7 +1,8 @@
 // ferry bench: llama-bench's tests and tables, with the memory traffic of each decoded token and
 // llama.cpp's figure from the same run.
 //
-// A test is one prompt length, generation length or prompt+generation pair, at one KV depth; an
+// A test is one prompt length, generation length or prompt+generation pair, at one KV depth (a
+// generation test also for each -np count of sequences decoding side by side, t/s their aggregate); an
 // instance is one combination of model, threads, batch sizes, KV types and flash-attention setting.
 // Every test runs on every instance, -r times after one untimed warm-up, with random token ids. A
 // sample is the wall time of one repetition; t/s is tokens / time per sample, reported as mean and
@@ -27,10 +28,12 @@ struct Test {
     int n_prompt = 0;
     int n_gen = 0;
     int n_depth = 0;
+    int n_parallel = 1;  // tg only: sequences decoding side by side, each at n_depth, one batched step per token
 
-    // "pp512", "tg128", "pp512+tg128", with " @ d4096" at a depth.
+    // "pp512", "tg128", "pp512+tg128", "tg128 x4" (4 sequences), with " @ d4096" at a depth.
     std::string name() const;
-    int n_tokens() const { return n_prompt + n_gen; }
+    // Tokens a repetition processes (all sequences').
+    int n_tokens() const { return (n_prompt + n_gen) * n_parallel; }
 };
 
 struct Instance {

@@ -68,6 +68,7 @@ nlohmann::ordered_json row_json(const Row& r, const Context& ctx) {
     j["n_prompt"] = r.test.n_prompt;
     j["n_gen"] = r.test.n_gen;
     j["n_depth"] = r.test.n_depth;
+    j["n_parallel"] = r.test.n_parallel;
     j["test_time"] = r.test_time;
     double avg_ns = 0, sd_ns = 0;
     const auto& s = r.ferry.samples_ns;

@@ -27,18 +27,19 @@ struct BenchParams {
     std::vector<int> n_gen;                       // -n, --n-gen: default 128; 0 = no tg test
     std::vector<std::pair<int, int>> prompt_gen;  // -pg pp,tg: prompt then generation, timed together
     std::vector<int> n_depth;                     // -d, --n-depth: default 0; tokens in the KV cache before a test
-    std::vector<int> threads;                     // -t: default one per physical core
-    std::vector<int> n_batch;                     // -b: default 2048
-    std::vector<int> n_ubatch;                    // -ub: default 512
-    std::vector<GgmlType> type_k;                 // -ctk: default f16
-    std::vector<GgmlType> type_v;                 // -ctv: default f16
-    std::vector<std::string> flash_attn;          // -fa: on|off|auto (1 = on, 0 = off); default auto
-    int repetitions = 5;                          // -r, --repetitions
-    std::string output = "md";                    // -o, --output: md|csv|json|jsonl
-    bool progress = false;                        // --progress: a line on stderr per repetition
-    bool bandwidth = false;                       // --bandwidth: only measure the memory bandwidth
-    double bandwidth_gbs = 0;                     // --bandwidth-gbs: use this instead of measuring
-    bool vs_llama_cpp = false;                    // --vs-llama-cpp: the same tests through llama-cpp-python
+    std::vector<int> n_parallel;          // -np, --parallel: sequences decoding side by side in tg tests; default 1
+    std::vector<int> threads;             // -t: default one per physical core
+    std::vector<int> n_batch;             // -b: default 2048
+    std::vector<int> n_ubatch;            // -ub: default 512
+    std::vector<GgmlType> type_k;         // -ctk: default f16
+    std::vector<GgmlType> type_v;         // -ctv: default f16
+    std::vector<std::string> flash_attn;  // -fa: on|off|auto (1 = on, 0 = off); default auto
+    int repetitions = 5;                  // -r, --repetitions
+    std::string output = "md";            // -o, --output: md|csv|json|jsonl
+    bool progress = false;                // --progress: a line on stderr per repetition
+    bool bandwidth = false;               // --bandwidth: only measure the memory bandwidth
+    double bandwidth_gbs = 0;             // --bandwidth-gbs: use this instead of measuring
+    bool vs_llama_cpp = false;            // --vs-llama-cpp: the same tests through llama-cpp-python
 };
 
 // ferry bench serve: the seed's chat scenarios against OpenAI-compatible servers (bench_serve.h).

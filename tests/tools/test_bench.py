@@ -21,7 +21,7 @@ MODEL = os.path.join(ROOT, "tests/data/models/llama-F16.gguf")
 # llama-bench's field names that ferry bench shares, then ferry's own (docs/benchmarks.md, bench_output.cpp).
 FIELDS = ["cpu_info", "backends", "model_filename", "model_type", "model_size", "model_n_params", "n_batch",
           "n_ubatch", "n_threads", "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth",
-          "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
+          "n_parallel", "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
           "weight_bytes_per_token", "expert_bytes_per_token", "kv_bytes_per_token", "achieved_gbs", "bandwidth_gbs",
           "bandwidth_pct", "peak_rss_bytes"]
 LLAMA_FIELDS = ["llama_cpp_version", "llama_cpp_avg_ts", "llama_cpp_stddev_ts", "llama_cpp_samples_ns", "ratio"]
@@ -122,6 +122,36 @@ def test_moe_bytes(ferry):
           "md: experts/tok after weights/tok for a MoE model", str(head))
     out = bench(ferry, "-p", "0", "-n", "2", "-r", "1")
     check("experts/tok" not in out.stdout, "md: no experts/tok column for a dense model", out.stdout[:300])
+
+
+def test_parallel(ferry):
+    """-np: tg tests with several sequences decoding side by side; t/s is their aggregate, a step reads the
+    weights once for all of them (the embedding one row per token), and each sequence's token i sees its own
+    d + i + 1 cells."""
+    out = bench(ferry, "-p", "0", "-n", "4", "-np", "1,3", "-d", "0,5", "-r", "2", "-o", "json")
+    rows = json.loads(out.stdout) if out.returncode == 0 else []
+    check([(r["n_parallel"], r["n_depth"]) for r in rows] == [(1, 0), (3, 0), (1, 5), (3, 5)],
+          "-np 1,3 -d 0,5: a row per depth and sequence count", f"{out.stderr[-300:]} {out.stdout[:300]}")
+    weights, kv_cell = expected_bytes()
+    embd_row = next(int(t.n_bytes) // int(t.shape[1]) for t in gguf.GGUFReader(MODEL).tensors
+                    if t.name == "token_embd.weight")
+    for r in rows:
+        np_, d = r["n_parallel"], r["n_depth"]
+        want = (weights - embd_row) / np_ + embd_row
+        check(abs(r["weight_bytes_per_token"] - want) < 1e-6 * want,
+              f"tg4 x{np_} @ d{d}: weight bytes per token == the tensors / sequences",
+              f"{r['weight_bytes_per_token']} vs {want}")
+        kv = kv_cell * sum(d + i + 1 for i in range(4)) / 4
+        check(r["kv_bytes_per_token"] == kv, f"tg4 x{np_} @ d{d}: KV bytes per token == each sequence's cells",
+              f"{r['kv_bytes_per_token']} vs {kv}")
+        # avg_ts counts every sequence's tokens: n_parallel * 4 per sample.
+        ts = [np_ * 4 * 1e9 / ns for ns in r["samples_ns"]]
+        check(all(abs(a - b) < 1e-6 * b for a, b in zip(r["samples_ts"], ts)), f"tg4 x{np_}: t/s of all sequences",
+              f"{r['samples_ts']} vs {ts}")
+    out = bench(ferry, "-p", "0", "-n", "2", "-np", "2", "-r", "1")
+    check(out.returncode == 0 and "tg2 x2" in out.stdout, "md names a parallel test 'tg2 x2'", out.stdout[-300:])
+    out = bench(ferry, "-np", "0")
+    check(out.returncode == 2 and "-np" in out.stderr, "-np 0: a usage error", out.stderr)
 
 
 def test_csv_md_jsonl(ferry):
@@ -264,6 +294,7 @@ def main():
     args = ap.parse_args()
     ferry = os.path.abspath(args.ferry)
     test_json_and_bytes(ferry)
+    test_parallel(ferry)
     test_moe_bytes(ferry)
     test_csv_md_jsonl(ferry)
     test_usage_errors(ferry)
