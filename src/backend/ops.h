@@ -243,6 +243,13 @@ public:
     // w {n_in, n_out} (any weight type) x {n_in, T} -> {n_out, T}: out[t][o] = dot(w row o, x row t),
     // with x quantized to w's paired activation type first.
     virtual Act matmul(const Tensor& w, const Act& x) = 0;
+    // matmul(*ws[k], x) for each k (weights with the same n_in), each result exactly as matmul gives
+    // it; a backend may prepare x once and run the products together (one parallel region in decode).
+    virtual std::vector<Act> matmul_many(std::span<const Tensor* const> ws, const Act& x) {
+        std::vector<Act> out;
+        for (const Tensor* w : ws) out.push_back(matmul(*w, x));
+        return out;
+    }
 
     // RMSNorm over ne[0] of every row: x / sqrt(mean(x^2) + eps), then times w {ne[0]} (F32) if given.
     virtual Act rms_norm(const Act& x, const Tensor* w, float eps) = 0;

@@ -52,7 +52,9 @@ struct Qkv {
 Qkv project_qkv(Ops& ops, const Act& x, const AttentionParams& p, std::span<const int32_t> pos, int il) {
     const AttentionWeights& w = *p.w;
     const int64_t n_tok = x.ne[1];
-    Act q = ops.matmul(w.wq, x);
+    const Tensor* ws[3] = {&w.wq, &w.wk, &w.wv};
+    std::vector<Act> qkv = ops.matmul_many(ws, x);
+    Act q = qkv[0];
     std::optional<Act> gate;
     if (p.output_gate) {
         ops.name(q, "Qcur_full", il);
@@ -62,9 +64,9 @@ Qkv project_qkv(Ops& ops, const Act& x, const AttentionParams& p, std::span<cons
         ops.name(*gate, "gate", il);
     }
     ops.name(q, "Qcur", il);
-    Act k = ops.matmul(w.wk, x);
+    Act k = qkv[1];
     ops.name(k, "Kcur", il);
-    Act v = ops.matmul(w.wv, x);
+    Act v = qkv[2];
     ops.name(v, "Vcur", il);
 
     q = backend::reshape(q, {p.head_dim, p.n_head, n_tok, 1});
@@ -196,13 +198,15 @@ Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, std::s
     const int64_t n_tok = x.ne[1], n_qk = p.n_head_k * p.head_dim_k, n_v = p.n_head_v * p.head_dim_v;
     FERRY_CHECK(!seqs.empty());
 
-    Act qkv = ops.matmul(w.attn_qkv, x);
+    const Tensor* ws[4] = {&w.attn_qkv, &w.attn_gate, &w.ssm_beta, &w.ssm_alpha};
+    const std::vector<Act> proj = ops.matmul_many(ws, x);
+    const Act& qkv = proj[0];
     ops.name(qkv, "linear_attn_qkv_mixed", il);
-    Act z = ops.matmul(w.attn_gate, x);
+    const Act& z = proj[1];
     ops.name(z, "z", il);
-    Act beta = ops.matmul(w.ssm_beta, x);
+    const Act& beta = proj[2];
     ops.name(beta, "beta", il);
-    Act alpha = ops.matmul(w.ssm_alpha, x);
+    const Act& alpha = proj[3];
     ops.name(alpha, "alpha", il);
 
     // The conv and the delta rule continue each sequence's own state; with one sequence they run
@@ -245,9 +249,11 @@ Act gated_delta_net(Ops& ops, const Act& x, const GatedDeltaNetParams& p, std::s
 }
 
 Act ffn_glu(Ops& ops, const Act& x, const FfnGluParams& p, int il) {
-    Act gate = ops.matmul(*p.gate, x);
+    const Tensor* ws[2] = {p.gate, p.up};
+    const std::vector<Act> gate_up = ops.matmul_many(ws, x);
+    const Act& gate = gate_up[0];
     ops.name(gate, "ffn_gate", il);
-    Act up = ops.matmul(*p.up, x);
+    const Act& up = gate_up[1];
     ops.name(up, "ffn_up", il);
     Act h = p.act == GluActivation::Silu ? ops.swiglu(gate, up) : ops.geglu(gate, up);
     Act out = ops.matmul(*p.down, h);

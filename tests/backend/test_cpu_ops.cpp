@@ -105,6 +105,43 @@ TEST(CpuOps, DecodeEqualsBatchedColumns) {
     }
 }
 
+// matmul_many: each result bit for bit what matmul gives, whether the weights share one parallel region
+// (same activation type: Q4_1 + Q8_1-paired types, different row counts) or not (F16 next to Q8_0, an
+// F32 {n_in, 1} gate computed with ggml_vec_dot_f32), in decode and prefill, and below the size at which
+// the pool is woken.
+TEST(CpuOps, MatmulManyEqualsMatmul) {
+    const std::vector<std::vector<GgmlType>> groups = {{GgmlType::Q4_1, GgmlType::Q4_1, GgmlType::Q4_1},
+                                                       {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K},
+                                                       {GgmlType::F16, GgmlType::Q8_0, GgmlType::F32, GgmlType::Q6_K}};
+    for (const auto& types : groups) {
+        for (const int64_t n_in : {int64_t(256), int64_t(2048)}) {
+            for (const int64_t n_tok : {int64_t(1), int64_t(4), int64_t(67)}) {
+                std::vector<Weight> ws;
+                std::vector<const Tensor*> ptrs;
+                for (size_t k = 0; k < types.size(); ++k) {
+                    // Row counts not multiples of any tile; an F32 weight with one row (ggml_vec_dot_f32).
+                    const int64_t n_out = types[k] == GgmlType::F32 ? 1 : 40 + 24 * int64_t(k) + 3 * int64_t(k % 2);
+                    ws.push_back(make_weight(types[k], n_in, n_out, uint32_t(31 + k)));
+                }
+                for (const Weight& w : ws) ptrs.push_back(&w.t);
+                const std::vector<float> x = random_floats(size_t(n_in * n_tok), uint32_t(n_tok + n_in));
+                CpuOps cpu(3);
+                const Act xa = cpu.input(x, {n_in, n_tok, 1, 1});
+                const std::vector<Act> many = cpu.matmul_many(ptrs, xa);
+                ASSERT_EQ(many.size(), ws.size());
+                for (size_t k = 0; k < ws.size(); ++k) {
+                    const Act one = cpu.matmul(ws[k].t, xa);
+                    ASSERT_EQ(one.ne, many[k].ne);
+                    for (size_t i = 0; i < size_t(one.n_elements()); ++i)
+                        ASSERT_EQ(std::bit_cast<uint32_t>(cpu.data(one)[i]),
+                                  std::bit_cast<uint32_t>(cpu.data(many[k])[i]))
+                            << type_name(types[k]) << " n_in " << n_in << " T " << n_tok << " element " << i;
+                }
+            }
+        }
+    }
+}
+
 Tensor f32_tensor(const std::vector<float>& v) {
     Tensor t;
     t.type = GgmlType::F32;

@@ -52,6 +52,7 @@ public:
     void read(const Act& a, std::span<float> out) override;
     Act get_rows(const Tensor& table, std::span<const int32_t> ids) override;
     Act matmul(const Tensor& w, const Act& x) override;
+    std::vector<Act> matmul_many(std::span<const Tensor* const> ws, const Act& x) override;
     Act rms_norm(const Act& x, const Tensor* w, float eps) override;
     Act rope(const Act& x, std::span<const int32_t> pos, const RopeParams& p) override;
     Act add(const Act& a, const Act& b) override;
@@ -112,6 +113,12 @@ private:
     int64_t gemm_rows_per_item(int64_t n_rows_total, int64_t n_cols) const;
     // y [n_tok][n_out] = w x [n_tok][n_in] (matmul without the activation handles).
     void matmul_into(const Tensor& w, const float* x, int64_t n_tok, float* y, std::vector<uint8_t>& scratch);
+    // ys[k] = ws[k] x (up to 8 weights with the same n_in): the activations prepared once and all the
+    // products' work items in one parallel region; each output as matmul_into computes it.
+    void matmul_many_into(std::span<const Tensor* const> ws, const float* x, int64_t n_tok, std::span<float* const> ys,
+                          std::vector<uint8_t>& scratch);
+    // Adds w's bytes to traffic().weight_bytes.
+    void count_weight(const Tensor& w);
 
     // attention's computations (attention.cpp): llama.cpp's tiled flash-attention mathematics in F32,
     // and its -fa off / one-row flash-attention arithmetic.

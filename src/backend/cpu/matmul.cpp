@@ -88,58 +88,112 @@ int64_t CpuOps::gemm_rows_per_item(int64_t n_rows_total, int64_t n_cols) const {
 }
 
 void CpuOps::matmul_into(const Tensor& w, const float* xs, int64_t n_tok, float* y, std::vector<uint8_t>& scratch) {
-    const quant::FormatTraits* wf = quant::find_format(w.type);
-    FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
-    FERRY_CHECK(w.ne[2] == 1 && w.ne[3] == 1);
-    const int64_t n_in = w.ne[0], n_out = w.ne[1];
-    FERRY_CHECK(n_in % wf->block_size == 0);
+    const Tensor* ws[1] = {&w};
+    float* ys[1] = {y};
+    matmul_many_into(ws, xs, n_tok, ys, scratch);
+}
 
+void CpuOps::matmul_many_into(std::span<const Tensor* const> ws, const float* xs, int64_t n_tok,
+                              std::span<float* const> ys, std::vector<uint8_t>& scratch) {
+    FERRY_CHECK(!ws.empty() && ws.size() == ys.size());
+    const quant::FormatTraits* wf0 = quant::find_format(ws[0]->type);
+    FERRY_CHECK(wf0 != nullptr);
+    const int64_t n_in = ws[0]->ne[0];
+    for (const Tensor* w : ws) {
+        const quant::FormatTraits* wf = quant::find_format(w->type);
+        FERRY_CHECK(wf != nullptr && wf->vec_dot != nullptr);
+        FERRY_CHECK(w->ne[0] == n_in && w->ne[2] == 1 && w->ne[3] == 1 && n_in % wf->block_size == 0);
+    }
     // F32 weights with a row count that is not a multiple of 4 or rows not a multiple of 16 long (a
     // shared expert's gate, {n_embd, 1}): ggml's llamafile GEMM declines these and ggml computes each
     // output with ggml_vec_dot_f32, whose float order differs from the tiles'; so does this.
-    if (w.type == GgmlType::F32 && (n_out % 4 != 0 || n_in % 16 != 0)) {
+    auto by_dot = [&](const Tensor& w) { return w.type == GgmlType::F32 && (w.ne[1] % 4 != 0 || n_in % 16 != 0); };
+    // Weights whose activations take another form than the first's run on their own.
+    auto alone = [&](const Tensor& w) {
+        return by_dot(w) || (w.type != ws[0]->type && quant::find_format(w.type)->vec_dot_type != wf0->vec_dot_type);
+    };
+    if (ws.size() > 1 && std::any_of(ws.begin(), ws.end(), [&](const Tensor* w) { return alone(*w); })) {
+        for (size_t i = 0; i < ws.size(); ++i) matmul_many_into(ws.subspan(i, 1), xs, n_tok, ys.subspan(i, 1), scratch);
+        return;
+    }
+    if (by_dot(*ws[0])) {
+        const Tensor& w = *ws[0];
         const auto* wb = static_cast<const uint8_t*>(w.data);
         for (int64_t t = 0; t < n_tok; ++t)
-            for (int64_t r = 0; r < n_out; ++r)
-                y[t * n_out + r] =
+            for (int64_t r = 0; r < w.ne[1]; ++r)
+                ys[0][t * w.ne[1] + r] =
                     ggml_dot_f32(n_in, reinterpret_cast<const float*>(wb + uint64_t(r) * w.nb[1]), xs + t * n_in);
         return;
     }
 
-    // 1. Activations in the paired format, one row per token.
-    const PreparedAct act = prepare_act(w.type, xs, n_tok, n_in, scratch);
+    // 1. Activations in the paired format, one row per token, once for all the weights.
+    const PreparedAct act = prepare_act(ws[0]->type, xs, n_tok, n_in, scratch);
 
-    // 2. The product, over (row chunk, column block) items.
-    const int64_t rows = rows_per_item(n_out, n_tok, pool_.size());
-    const int64_t n_row_items = (n_out + rows - 1) / rows;
+    // 2. The products, over (weight, row chunk, column block) items in one parallel region: item i
+    //    belongs to the weight k with first[k] <= i < first[k + 1].
     const int64_t n_col_items = (n_tok + kColBlock - 1) / kColBlock;
-    const auto* w_bytes = static_cast<const uint8_t*>(w.data);
+    constexpr size_t kMaxWeights = 8;
+    FERRY_CHECK(ws.size() <= kMaxWeights);
+    int64_t rows[kMaxWeights], n_row_items[kMaxWeights], first[kMaxWeights + 1] = {0};
+    int64_t macs = 0;
+    for (size_t k = 0; k < ws.size(); ++k) {
+        const int64_t n_out = ws[k]->ne[1];
+        rows[k] = rows_per_item(n_out, n_tok, pool_.size());
+        n_row_items[k] = (n_out + rows[k] - 1) / rows[k];
+        first[k + 1] = first[k] + n_row_items[k] * n_col_items;
+        macs += n_in * n_out * n_tok;
+    }
+    const int64_t n_items = first[ws.size()];
     // Products too small to pay for waking the pool run on this thread (one item covers everything).
-    const bool tiny = n_in * n_out * n_tok < kMinParallelMacs;
-    pool_.parallel_for(n_row_items * n_col_items, tiny ? n_row_items * n_col_items : 1, [&](int64_t b, int64_t e) {
+    const bool tiny = macs < kMinParallelMacs;
+    pool_.parallel_for(n_items, tiny ? n_items : 1, [&](int64_t b, int64_t e) {
+        size_t k = 0;
         for (int64_t item = b; item < e; ++item) {
-            const int64_t r0 = (item % n_row_items) * rows, c0 = (item / n_row_items) * kColBlock;
+            while (item >= first[k + 1]) ++k;
+            const Tensor& w = *ws[k];
+            const int64_t n_out = w.ne[1], i = item - first[k];
+            const int64_t r0 = (i % n_row_items[k]) * rows[k], c0 = (i / n_row_items[k]) * kColBlock;
             gemm_tile(w, {.n = n_in,
-                          .w = w_bytes + uint64_t(r0) * w.nb[1],
+                          .w = static_cast<const uint8_t*>(w.data) + uint64_t(r0) * w.nb[1],
                           .w_stride = size_t(w.nb[1]),
-                          .nr = std::min(rows, n_out - r0),
+                          .nr = std::min(rows[k], n_out - r0),
                           .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
                           .a_stride = act.stride,
                           .nc = std::min(kColBlock, n_tok - c0),
-                          .y = y + c0 * n_out + r0,
+                          .y = ys[k] + c0 * n_out + r0,
                           .ldy = n_out});
         }
     });
 }
 
-Act CpuOps::matmul(const Tensor& w, const Act& x) {
-    FERRY_CHECK(x.ne[0] == w.ne[0]);
-    Act out = alloc({w.ne[1], x.n_rows(), 1, 1});
+void CpuOps::count_weight(const Tensor& w) {
     // Every weight row is read (column blocks after the first re-read it from cache, not memory).
     const quant::FormatTraits* wf = quant::find_format(w.type);
     FERRY_CHECK(wf != nullptr);
     traffic().weight_bytes += uint64_t(w.ne[1]) * uint64_t(w.ne[0] / wf->block_size * wf->type_size);
+}
+
+Act CpuOps::matmul(const Tensor& w, const Act& x) {
+    FERRY_CHECK(x.ne[0] == w.ne[0]);
+    Act out = alloc({w.ne[1], x.n_rows(), 1, 1});
+    count_weight(w);
     matmul_into(w, ptr(x), x.n_rows(), ptr(out), act_scratch_);
+    return out;
+}
+
+std::vector<Act> CpuOps::matmul_many(std::span<const Tensor* const> ws, const Act& x) {
+    std::vector<Act> out;
+    std::vector<float*> ys;
+    for (const Tensor* w : ws) {
+        FERRY_CHECK(x.ne[0] == w->ne[0]);
+        out.push_back(alloc({w->ne[1], x.n_rows(), 1, 1}));
+        ys.push_back(ptr(out.back()));
+        count_weight(*w);
+    }
+    for (size_t i = 0; i < ws.size(); i += 8) {
+        const size_t n = std::min<size_t>(8, ws.size() - i);
+        matmul_many_into(ws.subspan(i, n), ptr(x), x.n_rows(), std::span<float* const>(ys).subspan(i, n), act_scratch_);
+    }
     return out;
 }
 

@@ -175,8 +175,9 @@ Act CpuOps::moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) {
         float* us = gs + n_tok * n_ff_s;
         float* ds = us + n_tok * n_ff_s;
         float* sg = ds + n_tok * n_embd;
-        matmul_into(*w.gate_shexp, xs, n_tok, gs, s.misc);
-        matmul_into(*w.up_shexp, xs, n_tok, us, s.misc);
+        const Tensor* gate_up[2] = {w.gate_shexp, w.up_shexp};
+        float* gate_up_out[2] = {gs, us};
+        matmul_many_into(gate_up, xs, n_tok, gate_up_out, s.misc);
         for (int64_t t = 0; t < n_tok; ++t)
             ew_->swiglu(n_ff_s, gs + t * n_ff_s, us + t * n_ff_s, gs + t * n_ff_s, ggml_vec_part(n_ff_s));
         matmul_into(*w.down_shexp, gs, n_tok, ds, s.misc);
