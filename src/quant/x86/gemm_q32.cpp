@@ -15,13 +15,14 @@
 // float accumulator gets sumi * (d_w * d_a). Offset formats (Q4_1, Q5_1) add m_w * s_a in one lane of
 // a second accumulator.
 //
-// With AVX-512: decode takes gemv_pairs (two chains) or block_gemm's one-column tile (one chain), prefill the register
-// tiles of panel_gemm (two chains: 2 rows x 8 columns, two blocks per register) or block_gemm (one chain:
-// 4 rows x 8 columns, two rows per register) for groups of 8 columns, 6..7 padded to 8, 4..5 in 4-column tiles) and
-// tile_pairs / tile<K, 1> for the last 1..3 columns; every one of them computes each output with the operations of
-// tile<K, 1>.
+// With AVX-512, the one-chain formats take block_gemm's register tiles (two rows per register, the activation blocks
+// broadcast): 8 columns (6..7 padded), then 4 (3 padded), 2 and 1 (decode); the two-chain formats take gemv_pairs in
+// decode, the tiles of panel_gemm (2 rows x 8 columns, two blocks per register) for groups of 8 columns (4..7 padded),
+// then tile_pairs / tile<K, 1> for the last 1..3 columns. Every one of them computes each output with the operations
+// of tile<K, 1>.
 
 #include <cstddef>
+#include <type_traits>
 
 #include "quant/iq4_nl.h"
 #include "quant/mxfp4.h"
@@ -578,7 +579,7 @@ constexpr int64_t kChunkBlocks = 32;
 
 struct alignas(64) ActBlock {
     __m256i q;    // the block's quants
-    __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane
+    __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane; unset for formats without a bias
 };
 
 // Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns (ncols
@@ -595,7 +596,8 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
     for (int c = 0; c < NC; ++c) {
         if (c >= ncols) {
             for (int64_t i = 0; i < n; ++i) {
-                panel[i][c] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+                panel[i][c].q = _mm256_setzero_si256();
+                if constexpr (K::kBias != 0) panel[i][c].neg = _mm256_setzero_si256();
                 dsc[i][c] = 0.0f;
                 if constexpr (K::kOffset) ssum[i][c] = 0.0f;
             }
@@ -605,13 +607,34 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
         for (int64_t i = 0; i < n; ++i) {
             const A& ab = a[b0 + i];
             const __m256i q = load256(ab.qs);
-            __m256i neg = _mm256_setzero_si256();
+            panel[i][c].q = q;
             if constexpr (K::kBias != 0)
-                neg = _mm256_sub_epi32(neg, _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q));
-            panel[i][c] = {q, neg};
+                panel[i][c].neg =
+                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q));
             dsc[i][c] = h2f(ab.d);
             if constexpr (K::kOffset) ssum[i][c] = h2f(ab.s);
         }
+    }
+}
+
+// [codes(w0) | codes(w1)]. The nibble formats without a fifth bit unpack both blocks in one register: [w0's bytes,
+// w0's bytes, w1's, w1's], the odd 128-bit lanes shifted down by 4, masked to the nibbles; Q8_0 flips both signs at
+// once.
+template <class K>
+inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
+    if constexpr (std::is_same_v<K, KQ4_0> || std::is_same_v<K, KQ4_1>) {
+        const __m256i t =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.qs))),
+                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.qs)), 1);
+        const __m512i x = _mm512_castsi256_si512(t);
+        const __m512i dup = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(1, 1, 0, 0));
+        const __m512i hi = _mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4);
+        return _mm512_and_si512(hi, _mm512_set1_epi8(15));
+    } else if constexpr (std::is_same_v<K, KQ8_0>) {
+        const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w0.qs)), load256(w1.qs), 1);
+        return _mm512_xor_si512(x, _mm512_set1_epi8(-128));
+    } else {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w0)), K::codes(w1), 1);
     }
 }
 
@@ -634,7 +657,7 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
             // The same blocks of the rows after these (a software prefetch: the rows are strided).
             _mm_prefetch(reinterpret_cast<const char*>(&w0) + prefetch, _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(&w1) + prefetch, _MM_HINT_T0);
-            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w0)), K::codes(w1), 1);
+            q[j] = codes2<K>(w0, w1);
             const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
             d[j] = _mm512_permutexvar_ps(idx_d, sm);
             if constexpr (K::kOffset) {
@@ -645,7 +668,8 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
             const __m512i aq = _mm512_broadcast_i64x4(panel[i][c].q);
-            const __m512i neg = _mm512_broadcast_i64x4(panel[i][c].neg);
+            // Without a bias the dot starts from a zeroing idiom, not from a loaded (or copied) zero.
+            const __m512i neg = K::kBias != 0 ? _mm512_broadcast_i64x4(panel[i][c].neg) : _mm512_setzero_si512();
             const __m512 ad = _mm512_set1_ps(dsc[i][c]);
 #pragma GCC unroll 4
             for (int j = 0; j < RP; ++j) acc[j][c] = block_acc(acc[j][c], _mm512_dpbusd_epi32(neg, q[j], aq), d[j], ad);
@@ -653,28 +677,59 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
     }
 }
 
-// Row pairs in flight for one column (decode): their FMA chains hide each other's latency.
-constexpr int kDecodeRowPairs = 4;
+// Row pairs per register tile for NC columns: 1 column (decode) keeps 4 FMA chains in flight; with more columns the
+// accumulators (row pairs x NC) plus each row pair's codes and scales should fit in the 32 zmm (4 row pairs x 4
+// columns spill a few accumulators, yet measured no slower than 3 row pairs, which do not).
+template <int NC>
+constexpr int kTileRowPairs = NC == kPanelCols ? 2 : 4;
 
-// Columns [c0, c0 + ncols) (ncols <= NC) of the tile; an odd last row is paired with itself. NC is
-// kPanelCols, 4 for a group of 4 or 5 columns (decode of 4 sequences: no padding to 8), which takes 4
-// row pairs at a time to keep as many accumulators in flight, or 1 (decode of one sequence) with
-// kDecodeRowPairs row pairs at a time.
+// Rows [r0, r0 + 2 * npairs) (an odd last row paired with itself) x the NC columns of the panel over blocks [b0, b0 +
+// n): tiles of RP row pairs, the rest in smaller tiles.
+template <class K, int NC, int RP>
+inline void block_pairs(const GemmArgs& g, int64_t r0, int64_t j, int64_t npairs, const ActBlock (*panel)[kPanelCols],
+                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
+                        __m512 (*acc)[kPanelCols], __m512* off) {
+    using W = typename K::W;
+    auto row = [&](int64_t r) {
+        return reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + min64(r, g.nr - 1) * g.w_stride);
+    };
+    for (; j + RP <= npairs; j += RP) {
+        const int64_t r = r0 + 2 * j;
+        const W* w[2 * RP];
+        for (int k = 0; k < 2 * RP; ++k) w[k] = row(r + k);
+        // Local copies, so that the compiler keeps them in registers.
+        __m512 a2[RP][kPanelCols];
+        __m512 o2[RP];
+        for (int k = 0; k < RP; ++k) {
+            o2[k] = off[j + k];
+            for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
+        }
+        block_rows<K, RP, NC>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride));
+        for (int k = 0; k < RP; ++k) {
+            off[j + k] = o2[k];
+            for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
+        }
+    }
+    if constexpr (RP > 2) {
+        block_pairs<K, NC, 2>(g, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+    } else if constexpr (RP == 2) {
+        block_pairs<K, NC, 1>(g, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+    }
+}
 
+// Columns [c0, c0 + ncols) (ncols <= NC) of the tile. NC is kPanelCols (6..8 columns), 4 (decode of 4 sequences, and
+// 3 columns padded), 2 or 1 (decode of one sequence); the activation blocks are laid out once per chunk of blocks
+// (once per call for rows of up to kChunkBlocks blocks), not once per panel of rows.
 template <class K, int NC>
 void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
-    static_assert(NC == kPanelCols || NC == kPanelCols / 2 || NC == 1);
-    constexpr int kRP = NC == 1 ? kDecodeRowPairs : kPanelCols / NC * 2;  // row pairs per register tile
-    using W = typename K::W;
+    static_assert(NC == kPanelCols || NC == 4 || NC == 2 || NC == 1);
     const int64_t nb = g.n / 32;
     alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
     alignas(64) float dsc[kChunkBlocks][kPanelCols];
     alignas(64) float ssum[kChunkBlocks][kPanelCols];
     alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
     alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, see above
-    auto row = [&](int64_t r) {
-        return reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + min64(r, g.nr - 1) * g.w_stride);
-    };
+    int64_t packed = -1;                     // the first block of the chunk in the panel
     for (int64_t r0 = 0; r0 < g.nr; r0 += kPanelRows) {
         const int64_t nr = min64(kPanelRows, g.nr - r0);
         const int64_t npairs = (nr + 1) / 2;
@@ -684,30 +739,9 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
         }
         for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
             const int64_t n = min64(kChunkBlocks, nb - b0);
-            pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
-            int64_t j = 0;
-            for (; j + kRP <= npairs; j += kRP) {
-                const int64_t r = r0 + 2 * j;
-                const W* w[2 * kRP];
-                for (int k = 0; k < 2 * kRP; ++k) w[k] = row(r + k);
-                // Local copies, so that the compiler keeps them in registers.
-                __m512 a2[kRP][kPanelCols];
-                __m512 o2[kRP];
-                for (int k = 0; k < kRP; ++k) {
-                    o2[k] = off[j + k];
-                    for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
-                }
-                block_rows<K, kRP, NC>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * kRP * g.w_stride));
-                for (int k = 0; k < kRP; ++k) {
-                    off[j + k] = o2[k];
-                    for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
-                }
-            }
-            for (; j < npairs; ++j) {
-                const int64_t r = r0 + 2 * j;
-                const W* w[2] = {row(r), row(r + 1)};
-                block_rows<K, 1, NC>(w, panel, dsc, ssum, b0, n, &acc[j], &off[j], int64_t(2 * g.w_stride));
-            }
+            if (packed != b0) pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
+            packed = b0;
+            block_pairs<K, NC, kTileRowPairs<NC>>(g, r0, 0, npairs, panel, dsc, ssum, b0, n, acc, off);
         }
         for (int64_t r = 0; r < nr; ++r) {
             const int64_t j = r / 2, h = r % 2;
@@ -782,17 +816,13 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode takes gemv_pairs (two chains) or block_gemm<K, 1> (one chain); rows too long for the scale
-// buffers take the ymm tiles (same per-column results).
+// The two-chain formats: decode in gemv_pairs, groups of 8 columns (a last 4..7 padded) in panel_gemm, then
+// tile_pairs and tile<K, 1>; rows too long for the scale buffers take the ymm tiles (same per-column results).
 template <class K>
-void gemm(const GemmArgs& g) {
+void gemm_two_chains(const GemmArgs& g) {
     constexpr int64_t kFields = K::kOffset ? 2 : 1;
-    if (K::kTwoChains && g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
+    if (g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
         gemv_pairs<K>(g);
-        return;
-    }
-    if (g.nc == 1 && !K::kTwoChains) {
-        block_gemm<K, 1>(g, 0, 1);
         return;
     }
     if (g.nc == 1 || g.n / 32 * 4 * kFields * 2 > kMaxPairScales) {
@@ -800,19 +830,7 @@ void gemm(const GemmArgs& g) {
         return;
     }
     int64_t c = 0;
-    // Register tiles for groups of 8 columns, and for a last group of 4..7 (padded with zeros).
-    for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) {
-        if constexpr (K::kTwoChains) {
-            panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
-        } else if (g.nc - c < kPanelCols - 2) {
-            // 4 or 5 columns: a 4-column tile (not padded to 8), the 5th below.
-            block_gemm<K, kPanelCols / 2>(g, c, kPanelCols / 2);
-            c += kPanelCols / 2;
-            break;
-        } else {
-            block_gemm<K, kPanelCols>(g, c, int(min64(kPanelCols, g.nc - c)));
-        }
-    }
+    for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
     if (c >= g.nc) return;
     for (; c + 8 <= g.nc; c += 8) tile_pairs<K, 4>(g, c);
     switch ((g.nc - c) / 2) {
@@ -823,6 +841,28 @@ void gemm(const GemmArgs& g) {
     }
     c += (g.nc - c) / 2 * 2;
     if (c < g.nc) tile<K, 1>(g, c);
+}
+
+// The one-chain formats: every column in a block_gemm register tile, groups of 8 (a last 6..7 padded to 8), then 4
+// (3 padded to 4), 2 and 1 (decode).
+template <class K>
+void gemm(const GemmArgs& g) {
+    if constexpr (K::kTwoChains) {
+        gemm_two_chains<K>(g);
+    } else {
+        int64_t c = 0;
+        for (; g.nc - c >= kPanelCols - 2; c += kPanelCols)
+            block_gemm<K, kPanelCols>(g, c, int(min64(kPanelCols, g.nc - c)));
+        if (g.nc - c >= 3) {
+            block_gemm<K, 4>(g, c, int(min64(4, g.nc - c)));
+            c += 4;
+        }
+        if (g.nc - c >= 2) {
+            block_gemm<K, 2>(g, c, 2);
+            c += 2;
+        }
+        if (g.nc - c == 1) block_gemm<K, 1>(g, c, 1);
+    }
 }
 #else
 template <class K>
