@@ -571,21 +571,16 @@ void panel_gemm(const GemmArgs& g, int64_t c0, int ncols) {
 // hsum of its half, as in decode. Offset formats (Q4_1, Q5_1) keep one vector per row pair for all 8
 // columns: lane c = row 2j's m_w * s_a summed over the blocks in order, lane 8 + c row 2j+1's.
 //
-// The activation columns are laid out per block (ActBlock: the 32 quants and the correction, the scales
-// in dsc, the offset formats' s_a in ssum) for kChunkBlocks blocks at a time, a panel of 8 x 32 x 64 bytes
-// = 16 KiB that stays in L1 while the weight rows stream past it; their accumulators are kept in memory
-// between chunks for up to kPanelRows rows.
+// The quants are read from the activation blocks; per block of kChunkBlocks blocks at a time, the scales are
+// widened to float (dsc, and the offset formats' s_a in ssum) and the signed formats' correction computed (neg), a
+// panel that stays in L1 while the weight rows stream past it; the accumulators are kept in memory between chunks for
+// up to kPanelRows rows. Padded columns read a real column's quants with zero scales (outputs never stored).
 constexpr int64_t kChunkBlocks = 32;
 
-struct alignas(64) ActBlock {
-    __m256i q;    // the block's quants
-    __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane; unset for formats without a bias
-};
-
-// Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns (ncols
-// real ones, the rest zeros; ssum's lanes past NC are zeros too, as block_rows reads all 8).
+// Fills neg[i][c] (formats with a bias), dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns
+// (ncols real ones, the rest zeros; ssum's lanes past NC are zeros too, as block_rows reads all 8).
 template <class K, int NC>
-void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, ActBlock (*panel)[kPanelCols],
+void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, __m256i (*neg)[kPanelCols],
                  float (*dsc)[kPanelCols], float (*ssum)[kPanelCols]) {
     using A = typename K::A;
     const __m256i bias = _mm256_set1_epi8(static_cast<char>(static_cast<uint8_t>(K::kBias)));
@@ -596,8 +591,7 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
     for (int c = 0; c < NC; ++c) {
         if (c >= ncols) {
             for (int64_t i = 0; i < n; ++i) {
-                panel[i][c].q = _mm256_setzero_si256();
-                if constexpr (K::kBias != 0) panel[i][c].neg = _mm256_setzero_si256();
+                if constexpr (K::kBias != 0) neg[i][c] = _mm256_setzero_si256();
                 dsc[i][c] = 0.0f;
                 if constexpr (K::kOffset) ssum[i][c] = 0.0f;
             }
@@ -606,11 +600,9 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
         const auto* a = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
         for (int64_t i = 0; i < n; ++i) {
             const A& ab = a[b0 + i];
-            const __m256i q = load256(ab.qs);
-            panel[i][c].q = q;
             if constexpr (K::kBias != 0)
-                panel[i][c].neg =
-                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q));
+                neg[i][c] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, load256(ab.qs)));
             dsc[i][c] = h2f(ab.d);
             if constexpr (K::kOffset) ssum[i][c] = h2f(ab.s);
         }
@@ -641,7 +633,7 @@ inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
 // 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x NC columns over blocks
 // [b0, b0 + n) of the panel.
 template <class K, int RP, int NC>
-inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kPanelCols],
+inline void block_rows(const typename K::W* const* w, const typename K::A* const* a, const __m256i (*panel)[kPanelCols],
                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
                        __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
     const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -667,9 +659,9 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
         }
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
-            const __m512i aq = _mm512_broadcast_i64x4(panel[i][c].q);
+            const __m512i aq = _mm512_broadcast_i64x4(load256(a[c][b].qs));
             // Without a bias the dot starts from a zeroing idiom, not from a loaded (or copied) zero.
-            const __m512i neg = K::kBias != 0 ? _mm512_broadcast_i64x4(panel[i][c].neg) : _mm512_setzero_si512();
+            const __m512i neg = K::kBias != 0 ? _mm512_broadcast_i64x4(panel[i][c]) : _mm512_setzero_si512();
             const __m512 ad = _mm512_set1_ps(dsc[i][c]);
 #pragma GCC unroll 4
             for (int j = 0; j < RP; ++j) acc[j][c] = block_acc(acc[j][c], _mm512_dpbusd_epi32(neg, q[j], aq), d[j], ad);
@@ -683,12 +675,29 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
 template <int NC>
 constexpr int kTileRowPairs = NC == kPanelCols ? 2 : 4;
 
+// hsum of the 8 outputs of four accumulators of block_gemm (rows 2j, 2j + 1 of a column in each), in row order:
+// the additions of hsum, output by output (lo + hi of each 8 lanes, then lanes k + (k + 2), then 0 + 1).
+inline __m256 hsum_pairs4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    // x128 of rows 0..3 and 4..7, one row per 128-bit lane.
+    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 1, 3, 1)));
+    // Lane l: [x64 of row l (2 lanes), x64 of row 4 + l (2 lanes)].
+    const __m512 x64 = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 x32 = _mm512_add_ps(x64, _mm512_movehdup_ps(x64));  // row l in 4l, row 4 + l in 4l + 2
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, x32));
+}
+
 // Rows [r0, r0 + 2 * npairs) (an odd last row paired with itself) x the NC columns of the panel over blocks [b0, b0 +
 // n): tiles of RP row pairs, the rest in smaller tiles.
 template <class K, int NC, int RP>
-inline void block_pairs(const GemmArgs& g, int64_t r0, int64_t j, int64_t npairs, const ActBlock (*panel)[kPanelCols],
-                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
-                        __m512 (*acc)[kPanelCols], __m512* off) {
+inline void block_pairs(const GemmArgs& g, const typename K::A* const* a, int64_t r0, int64_t j, int64_t npairs,
+                        const __m256i (*panel)[kPanelCols], const float (*dsc)[kPanelCols],
+                        const float (*ssum)[kPanelCols], int64_t b0, int64_t n, __m512 (*acc)[kPanelCols],
+                        __m512* off) {
     using W = typename K::W;
     auto row = [&](int64_t r) {
         return reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + min64(r, g.nr - 1) * g.w_stride);
@@ -704,16 +713,16 @@ inline void block_pairs(const GemmArgs& g, int64_t r0, int64_t j, int64_t npairs
             o2[k] = off[j + k];
             for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
         }
-        block_rows<K, RP, NC>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride));
+        block_rows<K, RP, NC>(w, a, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride));
         for (int k = 0; k < RP; ++k) {
             off[j + k] = o2[k];
             for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
         }
     }
     if constexpr (RP > 2) {
-        block_pairs<K, NC, 2>(g, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+        block_pairs<K, NC, 2>(g, a, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
     } else if constexpr (RP == 2) {
-        block_pairs<K, NC, 1>(g, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+        block_pairs<K, NC, 1>(g, a, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
     }
 }
 
@@ -724,12 +733,16 @@ template <class K, int NC>
 void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
     static_assert(NC == kPanelCols || NC == 4 || NC == 2 || NC == 1);
     const int64_t nb = g.n / 32;
-    alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
+    using A = typename K::A;
+    alignas(64) __m256i panel[K::kBias != 0 ? kChunkBlocks : 1][kPanelCols];  // neg
     alignas(64) float dsc[kChunkBlocks][kPanelCols];
     alignas(64) float ssum[kChunkBlocks][kPanelCols];
     alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
     alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, see above
-    int64_t packed = -1;                     // the first block of the chunk in the panel
+    const A* a[NC];
+    for (int c = 0; c < NC; ++c)
+        a[c] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + (c < ncols ? c : 0)) * g.a_stride);
+    int64_t packed = -1;  // the first block of the chunk in the panel
     for (int64_t r0 = 0; r0 < g.nr; r0 += kPanelRows) {
         const int64_t nr = min64(kPanelRows, g.nr - r0);
         const int64_t npairs = (nr + 1) / 2;
@@ -741,9 +754,26 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
             const int64_t n = min64(kChunkBlocks, nb - b0);
             if (packed != b0) pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
             packed = b0;
-            block_pairs<K, NC, kTileRowPairs<NC>>(g, r0, 0, npairs, panel, dsc, ssum, b0, n, acc, off);
+            block_pairs<K, NC, kTileRowPairs<NC>>(g, a, r0, 0, npairs, panel, dsc, ssum, b0, n, acc, off);
         }
-        for (int64_t r = 0; r < nr; ++r) {
+        int64_t r = 0;
+        for (; r + 8 <= nr; r += 8) {
+            const int64_t j = r / 2;
+            for (int c = 0; c < ncols; ++c) {
+                __m256 v = hsum_pairs4(acc[j][c], acc[j + 1][c], acc[j + 2][c], acc[j + 3][c]);
+                if constexpr (K::kOffset) {
+                    // Rows r..r + 7: lanes c and 8 + c of off[j..j + 3].
+                    const __m512i idx = _mm512_add_epi32(
+                        _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(c));
+                    const __m512 lo = _mm512_permutex2var_ps(off[j], idx, off[j + 1]);
+                    const __m512 hi = _mm512_permutex2var_ps(off[j + 2], idx, off[j + 3]);
+                    v = _mm256_add_ps(v,
+                                      _mm256_insertf128_ps(_mm512_castps512_ps256(lo), _mm512_castps512_ps128(hi), 1));
+                }
+                _mm256_storeu_ps(g.y + (c0 + c) * g.ldy + r0 + r, v);
+            }
+        }
+        for (; r < nr; ++r) {
             const int64_t j = r / 2, h = r % 2;
             alignas(64) float o[16];
             _mm512_store_ps(o, off[j]);
