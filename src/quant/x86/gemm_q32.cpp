@@ -632,12 +632,38 @@ inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
 
 // 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x NC columns over blocks
 // [b0, b0 + n) of the panel.
+// Offset formats with up to 4 columns keep the m_w * s_a sums of two row pairs in one vector (kQuadOff): lane 4k + c
+// = row k of the 4 rows x column c, so one permutation, product and sum serve 4 rows.
+template <class K, int NC>
+constexpr bool kQuadOff = K::kOffset&& NC <= 4;
+
+// [d0, m0, d1, m1, d2, m2, d3, m3] of the offset formats' blocks w0..w3 in one conversion.
+template <class K>
+inline __m256 scales4(const typename K::W& w0, const typename K::W& w1, const typename K::W& w2,
+                      const typename K::W& w3) {
+    static_assert(K::kOffset && offsetof(typename K::W, d) == 0 && offsetof(typename K::W, m) == 2);
+    uint32_t x[4];
+    std::memcpy(&x[0], &w0, 4);
+    std::memcpy(&x[1], &w1, 4);
+    std::memcpy(&x[2], &w2, 4);
+    std::memcpy(&x[3], &w3, 4);
+    return _mm256_cvtph_ps(
+        _mm_set_epi64x(int64_t(uint64_t(x[2]) | uint64_t(x[3]) << 32), int64_t(uint64_t(x[0]) | uint64_t(x[1]) << 32)));
+}
+
+// 2 * RP weight rows x NC columns (see above); with kQuadOff, off[k] holds row pairs 2k, 2k + 1 of the tile, and a
+// one-pair tile (RP = 1) updates half `half` of off[0].
 template <class K, int RP, int NC>
 inline void block_rows(const typename K::W* const* w, const typename K::A* const* a, const __m256i (*panel)[kPanelCols],
                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
-                       __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
+                       __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch, [[maybe_unused]] int half = 0) {
+    constexpr bool kQuad = kQuadOff<K, NC>;
+    static_assert(!kQuad || RP == 1 || RP % 2 == 0);
     const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     [[maybe_unused]] const __m512i idx_m = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    [[maybe_unused]] const __m512i idx_d2 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+    [[maybe_unused]] const __m512i idx_m4 = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
+    [[maybe_unused]] const __m512i idx_m2 = _mm512_set_epi32(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1);
     for (int64_t i = 0; i < n; ++i) {
         const int64_t b = b0 + i;
         __m512i q[RP];
@@ -650,11 +676,26 @@ inline void block_rows(const typename K::W* const* w, const typename K::A* const
             _mm_prefetch(reinterpret_cast<const char*>(&w0) + prefetch, _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(&w1) + prefetch, _MM_HINT_T0);
             q[j] = codes2<K>(w0, w1);
-            const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
-            d[j] = _mm512_permutexvar_ps(idx_d, sm);
-            if constexpr (K::kOffset) {
-                const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
-                off[j] = _mm512_add_ps(off[j], _mm512_mul_ps(m, _mm512_broadcast_f32x8(_mm256_load_ps(ssum[i]))));
+            if constexpr (kQuad && RP > 1) {
+                if (j % 2 == 0) {
+                    const __m512 sm = _mm512_zextps256_ps512(scales4<K>(w0, w1, w[2 * j + 2][b], w[2 * j + 3][b]));
+                    d[j] = _mm512_permutexvar_ps(idx_d, sm);
+                    d[j + 1] = _mm512_permutexvar_ps(idx_d2, sm);
+                    const __m512 m = _mm512_permutexvar_ps(idx_m4, sm);
+                    off[j / 2] =
+                        _mm512_add_ps(off[j / 2], _mm512_mul_ps(m, _mm512_broadcast_f32x4(_mm_load_ps(ssum[i]))));
+                }
+            } else {
+                const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
+                d[j] = _mm512_permutexvar_ps(idx_d, sm);
+                if constexpr (kQuad) {
+                    const __m512 m = _mm512_permutexvar_ps(idx_m2, sm);
+                    off[0] = _mm512_mask_add_ps(off[0], half != 0 ? __mmask16(0xff00) : __mmask16(0x00ff), off[0],
+                                                _mm512_mul_ps(m, _mm512_broadcast_f32x4(_mm_load_ps(ssum[i]))));
+                } else if constexpr (K::kOffset) {
+                    const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
+                    off[j] = _mm512_add_ps(off[j], _mm512_mul_ps(m, _mm512_broadcast_f32x8(_mm256_load_ps(ssum[i]))));
+                }
             }
         }
 #pragma GCC unroll 8
@@ -707,15 +748,18 @@ inline void block_pairs(const GemmArgs& g, const typename K::A* const* a, int64_
         const W* w[2 * RP];
         for (int k = 0; k < 2 * RP; ++k) w[k] = row(r + k);
         // Local copies, so that the compiler keeps them in registers.
+        constexpr bool kQuad = kQuadOff<K, NC>;
+        constexpr int kOff = kQuad ? (RP + 1) / 2 : RP;
+        __m512* const o = kQuad ? off + j / 2 : off + j;
         __m512 a2[RP][kPanelCols];
-        __m512 o2[RP];
+        __m512 o2[kOff];
+        for (int k = 0; k < kOff; ++k) o2[k] = o[k];
         for (int k = 0; k < RP; ++k) {
-            o2[k] = off[j + k];
             for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
         }
-        block_rows<K, RP, NC>(w, a, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride));
+        block_rows<K, RP, NC>(w, a, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride), int(j % 2));
+        for (int k = 0; k < kOff; ++k) o[k] = o2[k];
         for (int k = 0; k < RP; ++k) {
-            off[j + k] = o2[k];
             for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
         }
     }
@@ -738,7 +782,7 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
     alignas(64) float dsc[kChunkBlocks][kPanelCols];
     alignas(64) float ssum[kChunkBlocks][kPanelCols];
     alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
-    alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, see above
+    alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, or kQuadOff's
     const A* a[NC];
     for (int c = 0; c < NC; ++c)
         a[c] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + (c < ncols ? c : 0)) * g.a_stride);
@@ -761,7 +805,13 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
             const int64_t j = r / 2;
             for (int c = 0; c < ncols; ++c) {
                 __m256 v = hsum_pairs4(acc[j][c], acc[j + 1][c], acc[j + 2][c], acc[j + 3][c]);
-                if constexpr (K::kOffset) {
+                if constexpr (kQuadOff<K, NC>) {
+                    // Rows r..r + 7: lanes 4k + c of off[j / 2], off[j / 2 + 1].
+                    const __m512i idx = _mm512_add_epi32(
+                        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(c));
+                    v = _mm256_add_ps(v,
+                                      _mm512_castps512_ps256(_mm512_permutex2var_ps(off[j / 2], idx, off[j / 2 + 1])));
+                } else if constexpr (K::kOffset) {
                     // Rows r..r + 7: lanes c and 8 + c of off[j..j + 3].
                     const __m512i idx = _mm512_add_epi32(
                         _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(c));
@@ -776,12 +826,12 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
         for (; r < nr; ++r) {
             const int64_t j = r / 2, h = r % 2;
             alignas(64) float o[16];
-            _mm512_store_ps(o, off[j]);
+            _mm512_store_ps(o, off[kQuadOff<K, NC> ? r / 4 : j]);
             for (int c = 0; c < ncols; ++c) {
                 const __m512d pair = _mm512_castps_pd(acc[j][c]);
                 float v =
                     hsum(_mm256_castpd_ps(h == 0 ? _mm512_castpd512_pd256(pair) : _mm512_extractf64x4_pd(pair, 1)));
-                if constexpr (K::kOffset) v += o[8 * h + c];
+                if constexpr (K::kOffset) v += o[kQuadOff<K, NC> ? 4 * (r % 4) + c : 8 * h + c];
                 g.y[(c0 + c) * g.ldy + r0 + r] = v;
             }
         }
