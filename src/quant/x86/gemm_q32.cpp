@@ -642,13 +642,13 @@ template <class K>
 inline __m256 scales4(const typename K::W& w0, const typename K::W& w1, const typename K::W& w2,
                       const typename K::W& w3) {
     static_assert(K::kOffset && offsetof(typename K::W, d) == 0 && offsetof(typename K::W, m) == 2);
-    uint32_t x[4];
+    int32_t x[4];
     std::memcpy(&x[0], &w0, 4);
     std::memcpy(&x[1], &w1, 4);
     std::memcpy(&x[2], &w2, 4);
     std::memcpy(&x[3], &w3, 4);
     return _mm256_cvtph_ps(
-        _mm_set_epi64x(int64_t(uint64_t(x[2]) | uint64_t(x[3]) << 32), int64_t(uint64_t(x[0]) | uint64_t(x[1]) << 32)));
+        _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(x[0]), x[1], 1), x[2], 2), x[3], 3));
 }
 
 // 2 * RP weight rows x NC columns (see above); with kQuadOff, off[k] holds row pairs 2k, 2k + 1 of the tile, and a
