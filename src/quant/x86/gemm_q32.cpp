@@ -615,11 +615,10 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
 template <class K>
 inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
     if constexpr (std::is_same_v<K, KQ4_0> || std::is_same_v<K, KQ4_1>) {
-        const __m256i t =
-            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.qs))),
-                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.qs)), 1);
-        const __m512i x = _mm512_castsi256_si512(t);
-        const __m512i dup = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(1, 1, 0, 0));
+        // Two broadcast loads (the second merged into the upper half) make [w0, w0, w1, w1] without a shuffle.
+        const __m512i dup = _mm512_mask_broadcast_i32x4(
+            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.qs))), __mmask16(0xff00),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.qs)));
         const __m512i hi = _mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4);
         return _mm512_and_si512(hi, _mm512_set1_epi8(15));
     } else if constexpr (std::is_same_v<K, KQ8_0>) {
