@@ -100,13 +100,14 @@ int run_perf(const PerfOptions& o) {
                  GgmlType::Q3_K,  GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
                  GgmlType::MXFP4, GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
     for (GgmlType type : types) {
+        if (o.n % quant::find_format(type)->block_size != 0) continue;  // K-quants with n not a multiple of 256
         const Weight w = perf_weight(type, o.n);
         const double bytes = double(w.bytes.size());
         const std::vector<float> x = random_floats(size_t(o.n * o.n_tok), 2);
         const double td = median_seconds(ops, w, x, 1, o.reps, o.cpu_time);
         const double tp = median_seconds(ops, w, x, o.n_tok, std::max(3, o.reps / 3), o.cpu_time);
         const double flop = 2.0 * double(o.n) * double(o.n);
-        std::printf("%-7s %10.1f | %9.3f %9.1f %8.2f | %9.2f %9.1f %8.2f%s\n", std::string(type_name(type)).c_str(),
+        std::printf("%-7s %10.1f | %9.3f %9.1f %8.2f | %9.3f %9.1f %8.2f%s\n", std::string(type_name(type)).c_str(),
                     bytes / (1 << 20), td * 1e3, flop / td * 1e-9, bytes / td * 1e-9, tp * 1e3,
                     flop * double(o.n_tok) / tp * 1e-9, bytes / tp * 1e-9,
                     k->gemm_for(type) ? "" : "  (scalar fallback)");
@@ -251,9 +252,15 @@ bool parse_perf(int argc, char** argv, PerfOptions& o) {
             }
         }
     }
-    if (o.n <= 0 || o.n % 256 != 0) {
-        std::fprintf(stderr, "--n must be a positive multiple of 256\n");
+    if (o.n <= 0 || o.n % (o.matmul_only ? 32 : 256) != 0) {
+        std::fprintf(stderr, "--n must be a positive multiple of 256 (of 32 with --matmul-only)\n");
         return false;
+    }
+    for (GgmlType t : o.types) {
+        if (o.n % quant::find_format(t)->block_size != 0) {
+            std::fprintf(stderr, "--n must be a multiple of %s's block size\n", std::string(type_name(t)).c_str());
+            return false;
+        }
     }
     return true;
 }

@@ -112,9 +112,9 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
         for (int64_t n : lengths) {
             if (f->block_size == 1 && n == 32) n = 37;  // a float row with a scalar tail
             // Column counts around the register tiles' widths (groups of 8, a padded group of 6..7, a 4-column
-            // tile for 4..5, leftovers of 1..3); row counts around their heights (pairs, and blocks of 16 rows); n
-            // around their chunks of 32 blocks, with odd block counts; 67 rows: more than one panel of 64 rows, an odd
-            // last row.
+            // tile for 3..5, 2-column tiles, leftovers of 1..3: every count of 1..9); row counts around their heights
+            // (pairs, and blocks of 16 rows); n around their chunks of 32 blocks, with odd block counts; 67 rows: more
+            // than one panel of 64 rows, an odd last row.
             for (auto [nr, nc] : {std::pair<int64_t, int64_t>{1, 1},
                                   {5, 1},
                                   {3, 7},
@@ -124,7 +124,12 @@ TEST_P(Kernels, GemmMatchesScalarVecDot) {
                                   {1, 4},
                                   {13, 4},
                                   {4, 64},
-                                  {67, 5}}) {
+                                  {67, 5},
+                                  {6, 2},
+                                  {11, 3},
+                                  {21, 6},
+                                  {10, 8},
+                                  {17, 9}}) {
                 const Weight w = make_weight(type, n, nr, uint32_t(n + nr));
                 size_t a_stride = 0;
                 const std::vector<uint8_t> act = make_act(type, n, nc, uint32_t(n * 3 + nc), &a_stride);

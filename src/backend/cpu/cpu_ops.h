@@ -34,11 +34,13 @@
 namespace ferry::backend::cpu {
 
 // The GEMM work split (matmul.cpp, moe.cpp): items of up to kColBlock activation columns times a run of
-// weight rows (kPrefillRows with several columns; in decode sized so each thread gets about 8 items).
+// weight rows (kPrefillRows with kFewCols or more columns; with fewer, as in decode, sized so each thread gets about 8
+// items).
 // kColBlock is a multiple of 4: the repacked-Q4_K kernel's float order depends on a column's place in
 // the last group of 4 (KernelTable::gemm_q4k_8x8).
 inline constexpr int64_t kColBlock = 64;
 inline constexpr int64_t kPrefillRows = 64;
+inline constexpr int64_t kFewCols = 8;                // fewer columns take decode's row split (in multiples of 8 rows)
 inline constexpr int64_t kMinParallelMacs = 1 << 16;  // smaller products run on the calling thread
 
 class CpuOps final : public Ops {

@@ -25,10 +25,14 @@ void scalar_gemm(const quant::FormatTraits& wf, const quant::GemmArgs& g) {
 }
 
 int64_t rows_per_item(int64_t n_out, int64_t n_cols, int n_threads) {
-    if (n_cols > 1) return kPrefillRows;
-    // Decode: about 8 items per thread so a slow thread can be covered, in multiples of 4 rows.
+    // Prefill: a panel of rows that stays in L2 while the columns stream past it.
+    if (n_cols >= kFewCols) return kPrefillRows;
+    // Decode (and a few columns: decode of several sequences): about 8 items per thread so a slow thread can be
+    // covered (items of kPrefillRows would leave a thread idle on a small product: 192 rows are 3 items), in
+    // multiples of 4 rows, of 8 with several columns (the repacked Q4_K tiles take 8 rows).
     const int64_t r = n_out / (int64_t(n_threads) * 8);
-    return std::clamp<int64_t>((r + 3) / 4 * 4, 4, 256);
+    const int64_t m = n_cols > 1 ? 8 : 4;
+    return std::clamp<int64_t>((r + m - 1) / m * m, m, 256);
 }
 
 }  // namespace

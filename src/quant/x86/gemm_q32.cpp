@@ -15,13 +15,14 @@
 // float accumulator gets sumi * (d_w * d_a). Offset formats (Q4_1, Q5_1) add m_w * s_a in one lane of
 // a second accumulator.
 //
-// With AVX-512: decode takes gemv_pairs (two chains) or block_gemm's one-column tile (one chain), prefill the register
-// tiles of panel_gemm (two chains: 2 rows x 8 columns, two blocks per register) or block_gemm (one chain:
-// 4 rows x 8 columns, two rows per register) for groups of 8 columns, 6..7 padded to 8, 4..5 in 4-column tiles) and
-// tile_pairs / tile<K, 1> for the last 1..3 columns; every one of them computes each output with the operations of
-// tile<K, 1>.
+// With AVX-512, the one-chain formats take block_gemm's register tiles (two rows per register, the activation blocks
+// broadcast): 8 columns (6..7 padded), then 4 (3 padded), 2 and 1 (decode); the two-chain formats take gemv_pairs in
+// decode, the tiles of panel_gemm (2 rows x 8 columns, two blocks per register) for groups of 8 columns (4..7 padded),
+// then tile_pairs / tile<K, 1> for the last 1..3 columns. Every one of them computes each output with the operations
+// of tile<K, 1>.
 
 #include <cstddef>
+#include <type_traits>
 
 #include "quant/iq4_nl.h"
 #include "quant/mxfp4.h"
@@ -570,21 +571,16 @@ void panel_gemm(const GemmArgs& g, int64_t c0, int ncols) {
 // hsum of its half, as in decode. Offset formats (Q4_1, Q5_1) keep one vector per row pair for all 8
 // columns: lane c = row 2j's m_w * s_a summed over the blocks in order, lane 8 + c row 2j+1's.
 //
-// The activation columns are laid out per block (ActBlock: the 32 quants and the correction, the scales
-// in dsc, the offset formats' s_a in ssum) for kChunkBlocks blocks at a time, a panel of 8 x 32 x 64 bytes
-// = 16 KiB that stays in L1 while the weight rows stream past it; their accumulators are kept in memory
-// between chunks for up to kPanelRows rows.
+// The quants are read from the activation blocks; per block of kChunkBlocks blocks at a time, the scales are
+// widened to float (dsc, and the offset formats' s_a in ssum) and the signed formats' correction computed (neg), a
+// panel that stays in L1 while the weight rows stream past it; the accumulators are kept in memory between chunks for
+// up to kPanelRows rows. Padded columns read a real column's quants with zero scales (outputs never stored).
 constexpr int64_t kChunkBlocks = 32;
 
-struct alignas(64) ActBlock {
-    __m256i q;    // the block's quants
-    __m256i neg;  // -bias * (sum of each group of 4 quants), per int32 lane
-};
-
-// Fills panel[i][c], dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns (ncols
-// real ones, the rest zeros; ssum's lanes past NC are zeros too, as block_rows reads all 8).
+// Fills neg[i][c] (formats with a bias), dsc[i][c] (and ssum[i][c]) for blocks [b0, b0 + n) of the NC tile columns
+// (ncols real ones, the rest zeros; ssum's lanes past NC are zeros too, as block_rows reads all 8).
 template <class K, int NC>
-void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, ActBlock (*panel)[kPanelCols],
+void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n, __m256i (*neg)[kPanelCols],
                  float (*dsc)[kPanelCols], float (*ssum)[kPanelCols]) {
     using A = typename K::A;
     const __m256i bias = _mm256_set1_epi8(static_cast<char>(static_cast<uint8_t>(K::kBias)));
@@ -595,7 +591,7 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
     for (int c = 0; c < NC; ++c) {
         if (c >= ncols) {
             for (int64_t i = 0; i < n; ++i) {
-                panel[i][c] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+                if constexpr (K::kBias != 0) neg[i][c] = _mm256_setzero_si256();
                 dsc[i][c] = 0.0f;
                 if constexpr (K::kOffset) ssum[i][c] = 0.0f;
             }
@@ -604,25 +600,69 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
         const auto* a = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
         for (int64_t i = 0; i < n; ++i) {
             const A& ab = a[b0 + i];
-            const __m256i q = load256(ab.qs);
-            __m256i neg = _mm256_setzero_si256();
             if constexpr (K::kBias != 0)
-                neg = _mm256_sub_epi32(neg, _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q));
-            panel[i][c] = {q, neg};
+                neg[i][c] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, load256(ab.qs)));
             dsc[i][c] = h2f(ab.d);
             if constexpr (K::kOffset) ssum[i][c] = h2f(ab.s);
         }
     }
 }
 
+// [codes(w0) | codes(w1)]. The nibble formats without a fifth bit unpack both blocks in one register: [w0's bytes,
+// w0's bytes, w1's, w1's], the odd 128-bit lanes shifted down by 4, masked to the nibbles; Q8_0 flips both signs at
+// once.
+template <class K>
+inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
+    if constexpr (std::is_same_v<K, KQ4_0> || std::is_same_v<K, KQ4_1>) {
+        // Two broadcast loads (the second merged into the upper half) make [w0, w0, w1, w1] without a shuffle.
+        const __m512i dup = _mm512_mask_broadcast_i32x4(
+            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.qs))), __mmask16(0xff00),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.qs)));
+        const __m512i hi = _mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4);
+        return _mm512_and_si512(hi, _mm512_set1_epi8(15));
+    } else if constexpr (std::is_same_v<K, KQ8_0>) {
+        const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w0.qs)), load256(w1.qs), 1);
+        return _mm512_xor_si512(x, _mm512_set1_epi8(-128));
+    } else {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w0)), K::codes(w1), 1);
+    }
+}
+
 // 2 * RP weight rows (w[k] at block 0; row pair j = rows 2j, 2j + 1) x NC columns over blocks
 // [b0, b0 + n) of the panel.
+// Offset formats with up to 4 columns keep the m_w * s_a sums of two row pairs in one vector (kQuadOff): lane 4k + c
+// = row k of the 4 rows x column c, so one permutation, product and sum serve 4 rows.
+template <class K, int NC>
+constexpr bool kQuadOff = K::kOffset&& NC <= 4;
+
+// [d0, m0, d1, m1, d2, m2, d3, m3] of the offset formats' blocks w0..w3 in one conversion.
+template <class K>
+inline __m256 scales4(const typename K::W& w0, const typename K::W& w1, const typename K::W& w2,
+                      const typename K::W& w3) {
+    static_assert(K::kOffset && offsetof(typename K::W, d) == 0 && offsetof(typename K::W, m) == 2);
+    int32_t x[4];
+    std::memcpy(&x[0], &w0, 4);
+    std::memcpy(&x[1], &w1, 4);
+    std::memcpy(&x[2], &w2, 4);
+    std::memcpy(&x[3], &w3, 4);
+    return _mm256_cvtph_ps(
+        _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(x[0]), x[1], 1), x[2], 2), x[3], 3));
+}
+
+// 2 * RP weight rows x NC columns (see above); with kQuadOff, off[k] holds row pairs 2k, 2k + 1 of the tile, and a
+// one-pair tile (RP = 1) updates half `half` of off[0].
 template <class K, int RP, int NC>
-inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kPanelCols],
+inline void block_rows(const typename K::W* const* w, const typename K::A* const* a, const __m256i (*panel)[kPanelCols],
                        const float (*dsc)[kPanelCols], const float (*ssum)[kPanelCols], int64_t b0, int64_t n,
-                       __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch) {
+                       __m512 (*acc)[kPanelCols], __m512* off, int64_t prefetch, [[maybe_unused]] int half = 0) {
+    constexpr bool kQuad = kQuadOff<K, NC>;
+    static_assert(!kQuad || RP == 1 || RP % 2 == 0);
     const __m512i idx_d = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     [[maybe_unused]] const __m512i idx_m = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    [[maybe_unused]] const __m512i idx_d2 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+    [[maybe_unused]] const __m512i idx_m4 = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
+    [[maybe_unused]] const __m512i idx_m2 = _mm512_set_epi32(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1);
     for (int64_t i = 0; i < n; ++i) {
         const int64_t b = b0 + i;
         __m512i q[RP];
@@ -634,18 +674,34 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
             // The same blocks of the rows after these (a software prefetch: the rows are strided).
             _mm_prefetch(reinterpret_cast<const char*>(&w0) + prefetch, _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(&w1) + prefetch, _MM_HINT_T0);
-            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(K::codes(w0)), K::codes(w1), 1);
-            const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
-            d[j] = _mm512_permutexvar_ps(idx_d, sm);
-            if constexpr (K::kOffset) {
-                const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
-                off[j] = _mm512_add_ps(off[j], _mm512_mul_ps(m, _mm512_broadcast_f32x8(_mm256_load_ps(ssum[i]))));
+            q[j] = codes2<K>(w0, w1);
+            if constexpr (kQuad && RP > 1) {
+                if (j % 2 == 0) {
+                    const __m512 sm = _mm512_zextps256_ps512(scales4<K>(w0, w1, w[2 * j + 2][b], w[2 * j + 3][b]));
+                    d[j] = _mm512_permutexvar_ps(idx_d, sm);
+                    d[j + 1] = _mm512_permutexvar_ps(idx_d2, sm);
+                    const __m512 m = _mm512_permutexvar_ps(idx_m4, sm);
+                    off[j / 2] =
+                        _mm512_add_ps(off[j / 2], _mm512_mul_ps(m, _mm512_broadcast_f32x4(_mm_load_ps(ssum[i]))));
+                }
+            } else {
+                const __m512 sm = _mm512_zextps128_ps512(scales2<K>(w0, w1));
+                d[j] = _mm512_permutexvar_ps(idx_d, sm);
+                if constexpr (kQuad) {
+                    const __m512 m = _mm512_permutexvar_ps(idx_m2, sm);
+                    off[0] = _mm512_mask_add_ps(off[0], half != 0 ? __mmask16(0xff00) : __mmask16(0x00ff), off[0],
+                                                _mm512_mul_ps(m, _mm512_broadcast_f32x4(_mm_load_ps(ssum[i]))));
+                } else if constexpr (K::kOffset) {
+                    const __m512 m = _mm512_permutexvar_ps(idx_m, sm);
+                    off[j] = _mm512_add_ps(off[j], _mm512_mul_ps(m, _mm512_broadcast_f32x8(_mm256_load_ps(ssum[i]))));
+                }
             }
         }
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
-            const __m512i aq = _mm512_broadcast_i64x4(panel[i][c].q);
-            const __m512i neg = _mm512_broadcast_i64x4(panel[i][c].neg);
+            const __m512i aq = _mm512_broadcast_i64x4(load256(a[c][b].qs));
+            // Without a bias the dot starts from a zeroing idiom, not from a loaded (or copied) zero.
+            const __m512i neg = K::kBias != 0 ? _mm512_broadcast_i64x4(panel[i][c]) : _mm512_setzero_si512();
             const __m512 ad = _mm512_set1_ps(dsc[i][c]);
 #pragma GCC unroll 4
             for (int j = 0; j < RP; ++j) acc[j][c] = block_acc(acc[j][c], _mm512_dpbusd_epi32(neg, q[j], aq), d[j], ad);
@@ -653,28 +709,83 @@ inline void block_rows(const typename K::W* const* w, const ActBlock (*panel)[kP
     }
 }
 
-// Row pairs in flight for one column (decode): their FMA chains hide each other's latency.
-constexpr int kDecodeRowPairs = 4;
+// Row pairs per register tile for NC columns: 1 column (decode) keeps 4 FMA chains in flight; with more columns the
+// accumulators (row pairs x NC) plus each row pair's codes and scales should fit in the 32 zmm (4 row pairs x 4
+// columns spill a few accumulators, yet measured no slower than 3 row pairs, which do not).
+template <int NC>
+constexpr int kTileRowPairs = NC == kPanelCols ? 2 : 4;
 
-// Columns [c0, c0 + ncols) (ncols <= NC) of the tile; an odd last row is paired with itself. NC is
-// kPanelCols, 4 for a group of 4 or 5 columns (decode of 4 sequences: no padding to 8), which takes 4
-// row pairs at a time to keep as many accumulators in flight, or 1 (decode of one sequence) with
-// kDecodeRowPairs row pairs at a time.
+// hsum of the 8 outputs of four accumulators of block_gemm (rows 2j, 2j + 1 of a column in each), in row order:
+// the additions of hsum, output by output (lo + hi of each 8 lanes, then lanes k + (k + 2), then 0 + 1).
+inline __m256 hsum_pairs4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    // x128 of rows 0..3 and 4..7, one row per 128-bit lane.
+    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 1, 3, 1)));
+    // Lane l: [x64 of row l (2 lanes), x64 of row 4 + l (2 lanes)].
+    const __m512 x64 = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 x32 = _mm512_add_ps(x64, _mm512_movehdup_ps(x64));  // row l in 4l, row 4 + l in 4l + 2
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, x32));
+}
 
-template <class K, int NC>
-void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
-    static_assert(NC == kPanelCols || NC == kPanelCols / 2 || NC == 1);
-    constexpr int kRP = NC == 1 ? kDecodeRowPairs : kPanelCols / NC * 2;  // row pairs per register tile
+// Rows [r0, r0 + 2 * npairs) (an odd last row paired with itself) x the NC columns of the panel over blocks [b0, b0 +
+// n): tiles of RP row pairs, the rest in smaller tiles.
+template <class K, int NC, int RP>
+inline void block_pairs(const GemmArgs& g, const typename K::A* const* a, int64_t r0, int64_t j, int64_t npairs,
+                        const __m256i (*panel)[kPanelCols], const float (*dsc)[kPanelCols],
+                        const float (*ssum)[kPanelCols], int64_t b0, int64_t n, __m512 (*acc)[kPanelCols],
+                        __m512* off) {
     using W = typename K::W;
-    const int64_t nb = g.n / 32;
-    alignas(64) ActBlock panel[kChunkBlocks][kPanelCols];
-    alignas(64) float dsc[kChunkBlocks][kPanelCols];
-    alignas(64) float ssum[kChunkBlocks][kPanelCols];
-    alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
-    alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, see above
     auto row = [&](int64_t r) {
         return reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + min64(r, g.nr - 1) * g.w_stride);
     };
+    for (; j + RP <= npairs; j += RP) {
+        const int64_t r = r0 + 2 * j;
+        const W* w[2 * RP];
+        for (int k = 0; k < 2 * RP; ++k) w[k] = row(r + k);
+        // Local copies, so that the compiler keeps them in registers.
+        constexpr bool kQuad = kQuadOff<K, NC>;
+        constexpr int kOff = kQuad ? (RP + 1) / 2 : RP;
+        __m512* const o = kQuad ? off + j / 2 : off + j;
+        __m512 a2[RP][kPanelCols];
+        __m512 o2[kOff];
+        for (int k = 0; k < kOff; ++k) o2[k] = o[k];
+        for (int k = 0; k < RP; ++k) {
+            for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
+        }
+        block_rows<K, RP, NC>(w, a, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * RP * g.w_stride), int(j % 2));
+        for (int k = 0; k < kOff; ++k) o[k] = o2[k];
+        for (int k = 0; k < RP; ++k) {
+            for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
+        }
+    }
+    if constexpr (RP > 2) {
+        block_pairs<K, NC, 2>(g, a, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+    } else if constexpr (RP == 2) {
+        block_pairs<K, NC, 1>(g, a, r0, j, npairs, panel, dsc, ssum, b0, n, acc, off);
+    }
+}
+
+// Columns [c0, c0 + ncols) (ncols <= NC) of the tile. NC is kPanelCols (6..8 columns), 4 (decode of 4 sequences, and
+// 3 columns padded), 2 or 1 (decode of one sequence); the activation blocks are laid out once per chunk of blocks
+// (once per call for rows of up to kChunkBlocks blocks), not once per panel of rows.
+template <class K, int NC>
+void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
+    static_assert(NC == kPanelCols || NC == 4 || NC == 2 || NC == 1);
+    const int64_t nb = g.n / 32;
+    using A = typename K::A;
+    alignas(64) __m256i panel[K::kBias != 0 ? kChunkBlocks : 1][kPanelCols];  // neg
+    alignas(64) float dsc[kChunkBlocks][kPanelCols];
+    alignas(64) float ssum[kChunkBlocks][kPanelCols];
+    alignas(64) __m512 acc[kPanelRows / 2][kPanelCols];
+    alignas(64) __m512 off[kPanelRows / 2];  // offset formats: lanes c / 8 + c of row pair j, or kQuadOff's
+    const A* a[NC];
+    for (int c = 0; c < NC; ++c)
+        a[c] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + (c < ncols ? c : 0)) * g.a_stride);
+    int64_t packed = -1;  // the first block of the chunk in the panel
     for (int64_t r0 = 0; r0 < g.nr; r0 += kPanelRows) {
         const int64_t nr = min64(kPanelRows, g.nr - r0);
         const int64_t npairs = (nr + 1) / 2;
@@ -684,40 +795,42 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
         }
         for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
             const int64_t n = min64(kChunkBlocks, nb - b0);
-            pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
-            int64_t j = 0;
-            for (; j + kRP <= npairs; j += kRP) {
-                const int64_t r = r0 + 2 * j;
-                const W* w[2 * kRP];
-                for (int k = 0; k < 2 * kRP; ++k) w[k] = row(r + k);
-                // Local copies, so that the compiler keeps them in registers.
-                __m512 a2[kRP][kPanelCols];
-                __m512 o2[kRP];
-                for (int k = 0; k < kRP; ++k) {
-                    o2[k] = off[j + k];
-                    for (int c = 0; c < NC; ++c) a2[k][c] = acc[j + k][c];
+            if (packed != b0) pack_blocks<K, NC>(g, c0, ncols, b0, n, panel, dsc, ssum);
+            packed = b0;
+            block_pairs<K, NC, kTileRowPairs<NC>>(g, a, r0, 0, npairs, panel, dsc, ssum, b0, n, acc, off);
+        }
+        int64_t r = 0;
+        for (; r + 8 <= nr; r += 8) {
+            const int64_t j = r / 2;
+            for (int c = 0; c < ncols; ++c) {
+                __m256 v = hsum_pairs4(acc[j][c], acc[j + 1][c], acc[j + 2][c], acc[j + 3][c]);
+                if constexpr (kQuadOff<K, NC>) {
+                    // Rows r..r + 7: lanes 4k + c of off[j / 2], off[j / 2 + 1].
+                    const __m512i idx = _mm512_add_epi32(
+                        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(c));
+                    v = _mm256_add_ps(v,
+                                      _mm512_castps512_ps256(_mm512_permutex2var_ps(off[j / 2], idx, off[j / 2 + 1])));
+                } else if constexpr (K::kOffset) {
+                    // Rows r..r + 7: lanes c and 8 + c of off[j..j + 3].
+                    const __m512i idx = _mm512_add_epi32(
+                        _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(c));
+                    const __m512 lo = _mm512_permutex2var_ps(off[j], idx, off[j + 1]);
+                    const __m512 hi = _mm512_permutex2var_ps(off[j + 2], idx, off[j + 3]);
+                    v = _mm256_add_ps(v,
+                                      _mm256_insertf128_ps(_mm512_castps512_ps256(lo), _mm512_castps512_ps128(hi), 1));
                 }
-                block_rows<K, kRP, NC>(w, panel, dsc, ssum, b0, n, a2, o2, int64_t(2 * kRP * g.w_stride));
-                for (int k = 0; k < kRP; ++k) {
-                    off[j + k] = o2[k];
-                    for (int c = 0; c < NC; ++c) acc[j + k][c] = a2[k][c];
-                }
-            }
-            for (; j < npairs; ++j) {
-                const int64_t r = r0 + 2 * j;
-                const W* w[2] = {row(r), row(r + 1)};
-                block_rows<K, 1, NC>(w, panel, dsc, ssum, b0, n, &acc[j], &off[j], int64_t(2 * g.w_stride));
+                _mm256_storeu_ps(g.y + (c0 + c) * g.ldy + r0 + r, v);
             }
         }
-        for (int64_t r = 0; r < nr; ++r) {
+        for (; r < nr; ++r) {
             const int64_t j = r / 2, h = r % 2;
             alignas(64) float o[16];
-            _mm512_store_ps(o, off[j]);
+            _mm512_store_ps(o, off[kQuadOff<K, NC> ? r / 4 : j]);
             for (int c = 0; c < ncols; ++c) {
                 const __m512d pair = _mm512_castps_pd(acc[j][c]);
                 float v =
                     hsum(_mm256_castpd_ps(h == 0 ? _mm512_castpd512_pd256(pair) : _mm512_extractf64x4_pd(pair, 1)));
-                if constexpr (K::kOffset) v += o[8 * h + c];
+                if constexpr (K::kOffset) v += o[kQuadOff<K, NC> ? 4 * (r % 4) + c : 8 * h + c];
                 g.y[(c0 + c) * g.ldy + r0 + r] = v;
             }
         }
@@ -782,17 +895,13 @@ void gemm_ymm(const GemmArgs& g) {
 }
 
 #if defined(__AVX512F__)
-// Decode takes gemv_pairs (two chains) or block_gemm<K, 1> (one chain); rows too long for the scale
-// buffers take the ymm tiles (same per-column results).
+// The two-chain formats: decode in gemv_pairs, groups of 8 columns (a last 4..7 padded) in panel_gemm, then
+// tile_pairs and tile<K, 1>; rows too long for the scale buffers take the ymm tiles (same per-column results).
 template <class K>
-void gemm(const GemmArgs& g) {
+void gemm_two_chains(const GemmArgs& g) {
     constexpr int64_t kFields = K::kOffset ? 2 : 1;
-    if (K::kTwoChains && g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
+    if (g.nc == 1 && g.n / 32 <= kMaxGemvBlocks) {
         gemv_pairs<K>(g);
-        return;
-    }
-    if (g.nc == 1 && !K::kTwoChains) {
-        block_gemm<K, 1>(g, 0, 1);
         return;
     }
     if (g.nc == 1 || g.n / 32 * 4 * kFields * 2 > kMaxPairScales) {
@@ -800,19 +909,7 @@ void gemm(const GemmArgs& g) {
         return;
     }
     int64_t c = 0;
-    // Register tiles for groups of 8 columns, and for a last group of 4..7 (padded with zeros).
-    for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) {
-        if constexpr (K::kTwoChains) {
-            panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
-        } else if (g.nc - c < kPanelCols - 2) {
-            // 4 or 5 columns: a 4-column tile (not padded to 8), the 5th below.
-            block_gemm<K, kPanelCols / 2>(g, c, kPanelCols / 2);
-            c += kPanelCols / 2;
-            break;
-        } else {
-            block_gemm<K, kPanelCols>(g, c, int(min64(kPanelCols, g.nc - c)));
-        }
-    }
+    for (; g.nc - c >= kPanelCols / 2; c += kPanelCols) panel_gemm<K>(g, c, int(min64(kPanelCols, g.nc - c)));
     if (c >= g.nc) return;
     for (; c + 8 <= g.nc; c += 8) tile_pairs<K, 4>(g, c);
     switch ((g.nc - c) / 2) {
@@ -823,6 +920,28 @@ void gemm(const GemmArgs& g) {
     }
     c += (g.nc - c) / 2 * 2;
     if (c < g.nc) tile<K, 1>(g, c);
+}
+
+// The one-chain formats: every column in a block_gemm register tile, groups of 8 (a last 6..7 padded to 8), then 4
+// (3 padded to 4), 2 and 1 (decode).
+template <class K>
+void gemm(const GemmArgs& g) {
+    if constexpr (K::kTwoChains) {
+        gemm_two_chains<K>(g);
+    } else {
+        int64_t c = 0;
+        for (; g.nc - c >= kPanelCols - 2; c += kPanelCols)
+            block_gemm<K, kPanelCols>(g, c, int(min64(kPanelCols, g.nc - c)));
+        if (g.nc - c >= 3) {
+            block_gemm<K, 4>(g, c, int(min64(4, g.nc - c)));
+            c += 4;
+        }
+        if (g.nc - c >= 2) {
+            block_gemm<K, 2>(g, c, 2);
+            c += 2;
+        }
+        if (g.nc - c == 1) block_gemm<K, 1>(g, c, 1);
+    }
 }
 #else
 template <class K>
