@@ -254,9 +254,24 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
             auto k_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dk; };
             auto v_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dv; };
 
+            if (k16) kt.to_f16(dk, qh, q16.data());
+            if (flash && k16 && v16) {
+                // ggml's one-row kernel, scores and online softmax fused (quant/kernels.h).
+                kt.flash_attn_row_f16({.dk = dk,
+                                       .dv = dv,
+                                       .q = q16.data(),
+                                       .k = layer.k16.data() + hk * dk,
+                                       .ldk = s.n_head_kv * dk,
+                                       .v = layer.v16.data() + hk * dv,
+                                       .ldv = s.n_head_kv * dv,
+                                       .j0 = j_begin,
+                                       .j1 = j_end,
+                                       .scale = p.kq_scale,
+                                       .y = acc});
+                continue;
+            }
             // Raw scores q.k of the visible cells, score[j - j_begin].
             if (k16) {
-                kt.to_f16(dk, qh, q16.data());
                 if (flash || one_row || dk % 16 != 0) {
                     for (int64_t j = j_begin; j < j_end; ++j)
                         score[size_t(j - j_begin)] = kt.dot_f16_ggml(dk, layer.k16.data() + k_cell(j), q16.data());

@@ -1,4 +1,5 @@
-// llama.cpp's attention arithmetic (kernels.h: dot_f16_lanes16 ... reduce_lanes16) on 256-bit registers:
+// llama.cpp's attention arithmetic (kernels.h: dot_f16_lanes16 ... reduce_lanes16) on 256-bit registers
+// (dot_f16_ggml and flash_attn_row_f16 use 512-bit ones in the AVX-512 build, with the same sums):
 // a lanes16 accumulator is two __m256 (lanes 0-7, 8-15), and hsum(lo + hi) adds 16 lanes in the order of
 // GCC's _mm512_reduce_add_ps. Both instruction sets use this code; results are bit-identical with the
 // scalar table (every multiply-add fused, every other operation a single IEEE operation). Builtins, not
@@ -12,6 +13,9 @@ namespace {
 
 __m256 load8(const float* x) { return _mm256_loadu_ps(x); }
 __m256 load8(const uint16_t* x) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))); }
+#ifdef __AVX512F__
+__m512 load16(const uint16_t* x) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))); }
+#endif
 float one(float x) { return x; }
 float one(uint16_t x) { return h2f(x); }
 
@@ -98,19 +102,122 @@ void pv_f16_lanes16(int64_t n, const uint16_t* v, int64_t ldv, const float* p, i
     }
 }
 
-float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) {
+// ggml_vec_dot_f16 (kernels.h); inlined into flash_attn_row_f16, so both compute one order. With AVX-512
+// an accumulator is one __m512; on 256-bit registers acc[2a + h] holds lanes 8h .. 8h + 7 of accumulator a.
+inline __attribute__((always_inline)) float dot_f16_ggml_inl(int64_t n, const uint16_t* x, const uint16_t* y) {
     const int64_t np = n / 64 * 64;
+#ifdef __AVX512F__
+    __m512 acc[4];
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    for (int64_t i = 0; i < np; i += 64) {
+        for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(load16(x + i + 16 * k), load16(y + i + 16 * k), acc[k]);
+    }
+    const __m512 z = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    // lo + hi of z's 256-bit halves (through memory: GCC 12 warns on the 512-bit extract intrinsics).
+    alignas(64) float zs[16];
+    _mm512_store_ps(zs, z);
+    const __m256 lo_hi = _mm256_add_ps(_mm256_load_ps(zs), _mm256_load_ps(zs + 8));
+#else
     __m256 acc[8];
     for (__m256& a : acc) a = _mm256_setzero_ps();
     for (int64_t i = 0; i < np; i += 64) {
         for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(load8(x + i + 8 * k), load8(y + i + 8 * k), acc[k]);
     }
-    // acc[2a + h] holds lanes 8h .. 8h + 7 of accumulator a.
     const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
     const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-    double s = hsum(_mm256_add_ps(lo, hi));
+    const __m256 lo_hi = _mm256_add_ps(lo, hi);
+#endif
+    double s = hsum(lo_hi);
     for (int64_t i = np; i < n; ++i) s += double(h2f(x[i]) * h2f(y[i]));
     return float(s);
+}
+
+float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) { return dot_f16_ggml_inl(n, x, y); }
+
+// Vector operations of flash_attn_row_f16's accumulator on __m256 (8 columns) and __m512 (16 columns):
+// broadcast, load / store of floats, load of halves, multiply, fused multiply-add, and x rounded to F16
+// and back (the F16 accumulator kept as floats in registers).
+__m256 bcast(float x, __m256) { return _mm256_set1_ps(x); }
+__m256 loadf(const float* x, __m256) { return _mm256_loadu_ps(x); }
+__m256 loadh(const uint16_t* x, __m256) { return load8(x); }
+void storef(float* y, __m256 v) { _mm256_storeu_ps(y, v); }
+__m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+__m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+__m256 round_half(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+#ifdef __AVX512F__
+__m512 bcast(float x, __m512) { return _mm512_set1_ps(x); }
+__m512 loadf(const float* x, __m512) { return _mm512_loadu_ps(x); }
+__m512 loadh(const uint16_t* x, __m512) { return load16(x); }
+void storef(float* y, __m512 v) { _mm512_storeu_ps(y, v); }
+__m512 mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+__m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+__m512 round_half(__m512 x) { return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+#endif
+
+// Keys per step of flash_attn_row_f16: their scores and softmax factors first, then V.
+constexpr int64_t kRowKeys = 64;
+
+// The F16 accumulator of columns [d, d + W * NR) (W floats per register V) over keys [0, nj): y (floats
+// holding F16 values) loaded into registers, per key scale_f16 by ms (skipped when ms is 1, where it
+// changes nothing) and fmad_f16_acc16 by vs, stored back.
+template <class V, int NR>
+void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, const float* ms, const float* vs,
+                     float* y) {
+    constexpr int W = int(sizeof(V) / sizeof(float));
+    V acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = loadf(y + d + W * r, V{});
+    for (int64_t jj = 0; jj < nj; ++jj) {
+        const uint16_t* vr = v + jj * ldv + d;
+        if (ms[jj] != 1.0f) {
+            const V s = bcast(ms[jj], V{});
+            for (int r = 0; r < NR; ++r) acc[r] = round_half(mul(acc[r], s));
+        }
+        const V s = bcast(vs[jj], V{});
+        for (int r = 0; r < NR; ++r) acc[r] = round_half(fmadd(loadh(vr + W * r, V{}), s, acc[r]));
+    }
+    for (int r = 0; r < NR; ++r) storef(y + d + W * r, acc[r]);
+}
+
+void flash_attn_row_f16(const FlashRowF16Args& a) {
+    const int64_t dv = a.dv;
+    for (int64_t d = 0; d < dv; ++d) a.y[d] = 0.0f;
+    float m = -__builtin_inff(), sum = 0.0f;
+    float ms[kRowKeys], vs[kRowKeys];
+    for (int64_t j0 = a.j0; j0 < a.j1; j0 += kRowKeys) {
+        const int64_t nj = a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys;
+        for (int64_t jj = 0; jj < nj; ++jj) {
+            const float sc = dot_f16_ggml_inl(a.dk, a.k + (j0 + jj) * a.ldk, a.q) * a.scale;
+            float s_m = 1.0f, s_v = 1.0f;
+            if (sc > m) {
+                s_m = __builtin_expf(m - sc);
+                m = sc;
+            } else {
+                s_v = __builtin_expf(sc - m);
+            }
+            sum = __builtin_fmaf(sum, s_m, s_v);
+            ms[jj] = s_m;
+            vs[jj] = s_v;
+        }
+        const uint16_t* v = a.v + j0 * a.ldv;
+        int64_t d = 0;
+#ifdef __AVX512F__
+        for (; d + 64 <= dv; d += 64) row_f16_columns<__m512, 4>(d, v, a.ldv, nj, ms, vs, a.y);
+        for (; d + 16 <= dv; d += 16) row_f16_columns<__m512, 1>(d, v, a.ldv, nj, ms, vs, a.y);
+#else
+        for (; d + 64 <= dv; d += 64) row_f16_columns<__m256, 8>(d, v, a.ldv, nj, ms, vs, a.y);
+#endif
+        for (; d + 8 <= dv; d += 8) row_f16_columns<__m256, 1>(d, v, a.ldv, nj, ms, vs, a.y);
+        for (; d < dv; ++d) {
+            float acc = a.y[d];
+            for (int64_t jj = 0; jj < nj; ++jj) {
+                if (ms[jj] != 1.0f) acc = h2f(f2h(acc * ms[jj]));
+                acc = h2f(f2h(__builtin_fmaf(h2f(v[jj * a.ldv + d]), vs[jj], acc)));
+            }
+            a.y[d] = acc;
+        }
+    }
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int64_t d = 0; d < dv; ++d) a.y[d] *= inv;
 }
 
 template <class T>
@@ -195,6 +302,7 @@ void fill_attn_ggml(KernelTable& t) {
     t.to_f16 = to_f16;
     t.soft_max_ggml = soft_max_ggml;
     t.reduce_lanes16 = reduce_lanes16;
+    t.flash_attn_row_f16 = flash_attn_row_f16;
 }
 
 }  // namespace ferry::quant::FERRY_ISA
