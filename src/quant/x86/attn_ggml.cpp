@@ -154,19 +154,46 @@ __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 __m512 round_half(__m512 x) { return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
 #endif
 
-// Keys per step of flash_attn_row_f16: their scores and softmax factors first, then V.
+// Keys per step of flash_attn_row_f16.
 constexpr int64_t kRowKeys = 64;
 
-// The F16 accumulator of columns [d, d + W * NR) (W floats per register V) over keys [0, nj): y (floats
-// holding F16 values) loaded into registers, per key scale_f16 by ms (skipped when ms is 1, where it
-// changes nothing) and fmad_f16_acc16 by vs, stored back.
+// The online softmax of flash_attn_row_f16 over keys in order: score, factors ms / vs, running max m and
+// sum S (kernels.h: flash_attn_row_f16).
+struct RowSoftmax {
+    const FlashRowF16Args& a;
+    float m = -__builtin_inff(), sum = 0.0f;
+
+    // Key j's factors into ms, vs.
+    void key(int64_t j, float& ms, float& vs) {
+        const float sc = dot_f16_ggml_inl(a.dk, a.k + j * a.ldk, a.q) * a.scale;
+        float s_m = 1.0f, s_v = 1.0f;
+        if (sc > m) {
+            s_m = __builtin_expf(m - sc);
+            m = sc;
+        } else {
+            s_v = __builtin_expf(sc - m);
+        }
+        sum = __builtin_fmaf(sum, s_m, s_v);
+        ms = s_m;
+        vs = s_v;
+    }
+};
+
+// The F16 accumulator of columns [d, d + W * NR) (W floats per register V) over the nj keys of a step
+// whose V rows start at v: y (floats holding F16 values) loaded into registers, per key scale_f16 by
+// ms (skipped when ms is 1, where it changes nothing) and fmad_f16_acc16 by vs, stored back. Meanwhile
+// the softmax factors of the next step's nn keys (from key j_next on) go to ms_next / vs_next: the
+// scores and exps keep the execution units busy while the accumulator's rounding chain waits.
 template <class V, int NR>
-void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, const float* ms, const float* vs,
-                     float* y) {
+void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, const float* ms, const float* vs, float* y,
+                     RowSoftmax& sm, int64_t j_next, int64_t nn, float* ms_next, float* vs_next) {
     constexpr int W = int(sizeof(V) / sizeof(float));
     V acc[NR];
     for (int r = 0; r < NR; ++r) acc[r] = loadf(y + d + W * r, V{});
-    for (int64_t jj = 0; jj < nj; ++jj) {
+    const int64_t n = nj > nn ? nj : nn;
+    for (int64_t jj = 0; jj < n; ++jj) {
+        if (jj < nn) sm.key(j_next + jj, ms_next[jj], vs_next[jj]);
+        if (jj >= nj) continue;
         const uint16_t* vr = v + jj * ldv + d;
         if (ms[jj] != 1.0f) {
             const V s = bcast(ms[jj], V{});
@@ -178,45 +205,50 @@ void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, cons
     for (int r = 0; r < NR; ++r) storef(y + d + W * r, acc[r]);
 }
 
+template <int N>
+struct Regs {
+    static constexpr int n = N;
+};
+
 void flash_attn_row_f16(const FlashRowF16Args& a) {
     const int64_t dv = a.dv;
     for (int64_t d = 0; d < dv; ++d) a.y[d] = 0.0f;
-    float m = -__builtin_inff(), sum = 0.0f;
-    float ms[kRowKeys], vs[kRowKeys];
-    for (int64_t j0 = a.j0; j0 < a.j1; j0 += kRowKeys) {
-        const int64_t nj = a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys;
-        for (int64_t jj = 0; jj < nj; ++jj) {
-            const float sc = dot_f16_ggml_inl(a.dk, a.k + (j0 + jj) * a.ldk, a.q) * a.scale;
-            float s_m = 1.0f, s_v = 1.0f;
-            if (sc > m) {
-                s_m = __builtin_expf(m - sc);
-                m = sc;
-            } else {
-                s_v = __builtin_expf(sc - m);
-            }
-            sum = __builtin_fmaf(sum, s_m, s_v);
-            ms[jj] = s_m;
-            vs[jj] = s_v;
-        }
+    RowSoftmax sm{a};
+    float ms[2][kRowKeys], vs[2][kRowKeys];
+    auto step_keys = [&](int64_t j0) { return a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys; };
+    if (a.j1 > a.j0)
+        for (int64_t jj = 0; jj < step_keys(a.j0); ++jj) sm.key(a.j0 + jj, ms[0][jj], vs[0][jj]);
+    // Step c's V updates (factors in ms[c % 2]) with step c + 1's softmax in the first column group.
+    for (int64_t j0 = a.j0, c = 0; j0 < a.j1; j0 += kRowKeys, ++c) {
+        const int64_t nj = step_keys(j0), j_next = j0 + kRowKeys, nn = j_next < a.j1 ? step_keys(j_next) : 0;
+        const float *cm = ms[c % 2], *cv = vs[c % 2];
+        float *nm = ms[(c + 1) % 2], *nv = vs[(c + 1) % 2];
         const uint16_t* v = a.v + j0 * a.ldv;
         int64_t d = 0;
+        // A column group of NR registers V; only the first one also runs the next step's softmax.
+        auto group = [&](auto vec, auto regs) {
+            row_f16_columns<decltype(vec), decltype(regs)::n>(d, v, a.ldv, nj, cm, cv, a.y, sm, j_next, d == 0 ? nn : 0,
+                                                              nm, nv);
+        };
 #ifdef __AVX512F__
-        for (; d + 64 <= dv; d += 64) row_f16_columns<__m512, 4>(d, v, a.ldv, nj, ms, vs, a.y);
-        for (; d + 16 <= dv; d += 16) row_f16_columns<__m512, 1>(d, v, a.ldv, nj, ms, vs, a.y);
+        for (; d + 64 <= dv; d += 64) group(__m512{}, Regs<4>{});
+        for (; d + 16 <= dv; d += 16) group(__m512{}, Regs<1>{});
 #else
-        for (; d + 64 <= dv; d += 64) row_f16_columns<__m256, 8>(d, v, a.ldv, nj, ms, vs, a.y);
+        for (; d + 64 <= dv; d += 64) group(__m256{}, Regs<8>{});
 #endif
-        for (; d + 8 <= dv; d += 8) row_f16_columns<__m256, 1>(d, v, a.ldv, nj, ms, vs, a.y);
+        for (; d + 8 <= dv; d += 8) group(__m256{}, Regs<1>{});
+        if (d == 0)
+            for (int64_t jj = 0; jj < nn; ++jj) sm.key(j_next + jj, nm[jj], nv[jj]);
         for (; d < dv; ++d) {
             float acc = a.y[d];
             for (int64_t jj = 0; jj < nj; ++jj) {
-                if (ms[jj] != 1.0f) acc = h2f(f2h(acc * ms[jj]));
-                acc = h2f(f2h(__builtin_fmaf(h2f(v[jj * a.ldv + d]), vs[jj], acc)));
+                if (cm[jj] != 1.0f) acc = h2f(f2h(acc * cm[jj]));
+                acc = h2f(f2h(__builtin_fmaf(h2f(v[jj * a.ldv + d]), cv[jj], acc)));
             }
             a.y[d] = acc;
         }
     }
-    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    const float inv = sm.sum == 0.0f ? 0.0f : 1.0f / sm.sum;
     for (int64_t d = 0; d < dv; ++d) a.y[d] *= inv;
 }
 
