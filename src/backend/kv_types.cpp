@@ -1,5 +1,7 @@
-// Which types a KV cache may be stored in, and the checks a KvLayerSpec must pass.
+// Which types a KV cache may be stored in, the checks a KvLayerSpec must pass, and Ops::attention_seqs'
+// default (one attention call per sequence).
 #include <string>
+#include <vector>
 
 #include "backend/ops.h"
 #include "quant/formats.h"
@@ -40,6 +42,31 @@ std::string kv_layer_error(const KvLayerSpec& spec) {
                    " head size is " + std::to_string(side.head_dim);
     }
     return {};
+}
+
+void check_attn_seqs(const Act& q, std::span<const AttnSeq> seqs) {
+    FERRY_CHECK(!seqs.empty() && q.ne[3] == 1);
+    int64_t next = 0;
+    for (const AttnSeq& s : seqs) {
+        FERRY_CHECK(s.first == next && !s.pos.empty());
+        next += int64_t(s.pos.size());
+    }
+    FERRY_CHECK(next == q.ne[2]);
+}
+
+Act Ops::attention_seqs(const Act& q, std::span<const AttnSeq> seqs) {
+    check_attn_seqs(q, seqs);
+    if (seqs.size() == 1) return attention(q, seqs[0].kv, seqs[0].pos, seqs[0].p);
+    const Act flat = reshape(q, {q.ne[0] * q.ne[1], q.ne[2], 1, 1});
+    std::vector<Act> parts;
+    parts.reserve(seqs.size());
+    for (const AttnSeq& s : seqs) {
+        const int64_t n = int64_t(s.pos.size());
+        const Act o = attention(reshape(rows(flat, s.first, n), {q.ne[0], q.ne[1], n, 1}), s.kv, s.pos, s.p);
+        parts.push_back(reshape(o, {o.ne[0] * o.ne[1], n, 1, 1}));
+    }
+    const Act out = concat_rows(parts);
+    return reshape(out, {out.ne[0] / q.ne[1], q.ne[1], q.ne[2], 1});
 }
 
 }  // namespace ferry::backend

@@ -224,6 +224,18 @@ struct Traffic {
     uint64_t kv_bytes = 0;
 };
 
+// One sequence of Ops::attention_seqs: its queries are the tokens [first, first + pos.size()) of the
+// stacked q, at positions pos, over its own KV layer kv with its own params.
+struct AttnSeq {
+    KvHandle kv;
+    int64_t first = 0;
+    std::span<const int32_t> pos;
+    AttnParams p;
+};
+
+// Checks (FERRY_CHECK) what Ops::attention_seqs requires of q and seqs.
+void check_attn_seqs(const Act& q, std::span<const AttnSeq> seqs);
+
 class Ops {
 public:
     virtual ~Ops() = default;
@@ -303,6 +315,12 @@ public:
     // cells [0, n_kv) (key j visible to a query at p iff j <= p and, with a window, p - j < n_swa).
     // GQA: query head h reads KV head h / (n_head / n_head_kv); n_head must be a multiple of n_head_kv.
     virtual Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) = 0;
+    // Several sequences' attention in one call (continuous batching): q {head_dim_k, n_head, T} holds
+    // the sequences' queries stacked in order (seqs[i].first increasing, covering [0, T)) -> {head_dim_v,
+    // n_head, T}, each sequence's rows bit-identical to attention(its rows of q, kv, pos, p). The
+    // default makes one attention call per sequence (rows, attention, concat_rows); a backend may
+    // spread all the sequences' work over one parallel region instead.
+    virtual Act attention_seqs(const Act& q, std::span<const AttnSeq> seqs);
 
     // Mixture-of-experts FFN, x {n_embd, T} -> {n_embd, T}. Per token x_t:
     //   logits = gate_inp x_t (n_expert, f32); p = softmax(logits) or sigmoid(logits) (p.gating)

@@ -85,13 +85,17 @@ Qkv project_qkv(Ops& ops, const Act& x, const AttentionParams& p, std::span<cons
     return {q, k, v, gate};
 }
 
-// Writes one sequence's K/V into its cells [pos0, pos0 + T) and attends over cells [0, pos0 + T).
-Act attend(Ops& ops, const Qkv& t, const AttentionParams& p, std::span<const int32_t> pos, backend::KvHandle kv) {
+// Writes one sequence's K/V (k, v: its tokens) into its cells [pos0, pos0 + T); its attention over
+// cells [0, pos0 + T), queries from token `first` of the micro-batch on.
+backend::AttnSeq write_kv(Ops& ops, const Act& k, const Act& v, const AttentionParams& p, std::span<const int32_t> pos,
+                          backend::KvHandle kv, int64_t first) {
     const int64_t pos0 = pos[0];
     for (size_t i = 0; i < pos.size(); ++i) FERRY_CHECK(pos[i] == pos0 + int64_t(i));  // cell = position
-    ops.kv_write(kv, t.k, t.v, pos0);
-    const backend::AttnParams ap{.kq_scale = p.kq_scale, .n_kv = pos0 + int64_t(pos.size()), .n_swa = p.n_swa};
-    return ops.attention(t.q, kv, pos, ap);
+    ops.kv_write(kv, k, v, pos0);
+    return {.kv = kv,
+            .first = first,
+            .pos = pos,
+            .p = {.kq_scale = p.kq_scale, .n_kv = pos0 + int64_t(pos.size()), .n_swa = p.n_swa}};
 }
 
 // kqv_out times the optional sigmoid gate, then attn_output.
@@ -121,7 +125,8 @@ Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const 
     const int64_t n_tok = x.ne[1];
     FERRY_CHECK(int64_t(pos.size()) == n_tok && n_tok > 0);
     const Qkv t = project_qkv(ops, x, p, pos, il);
-    return output_projection(ops, attend(ops, t, p, pos, kv), t.gate, p, n_tok, il);
+    const backend::AttnSeq a = write_kv(ops, t.k, t.v, p, pos, kv, 0);
+    return output_projection(ops, ops.attention(t.q, a.kv, a.pos, a.p), t.gate, p, n_tok, il);
 }
 
 std::vector<int32_t> batch_positions(const Batch& batch) {
@@ -164,15 +169,13 @@ Act attention(Ops& ops, const Act& x, const AttentionParams& p, std::span<const 
     FERRY_CHECK(int64_t(pos.size()) == n_tok && n_tok > 0 && !seqs.empty());
     if (seqs.size() == 1) return attention(ops, x, p, pos, seqs[0].kv[kv_layer], il);
     const Qkv t = project_qkv(ops, x, p, pos, il);
-    std::vector<Act> parts;
-    parts.reserve(seqs.size());
-    for (const SeqRange& s : seqs) {
-        const Qkv st{token_rows(ops, t.q, s.first, s.n_tokens), token_rows(ops, t.k, s.first, s.n_tokens),
-                     token_rows(ops, t.v, s.first, s.n_tokens), std::nullopt};
-        const Act o = attend(ops, st, p, pos.subspan(size_t(s.first), size_t(s.n_tokens)), s.kv[kv_layer]);
-        parts.push_back(backend::reshape(o, {o.ne[0] * o.ne[1], s.n_tokens, 1, 1}));
-    }
-    return output_projection(ops, ops.concat_rows(parts), t.gate, p, n_tok, il);
+    // Each sequence's K / V into its own cells, then every sequence's attention in one call.
+    std::vector<backend::AttnSeq> as;
+    as.reserve(seqs.size());
+    for (const SeqRange& s : seqs)
+        as.push_back(write_kv(ops, token_rows(ops, t.k, s.first, s.n_tokens), token_rows(ops, t.v, s.first, s.n_tokens),
+                              p, pos.subspan(size_t(s.first), size_t(s.n_tokens)), s.kv[kv_layer], s.first));
+    return output_projection(ops, ops.attention_seqs(t.q, as), t.gate, p, n_tok, il);
 }
 
 Act attention(Ops& ops, const Act& x, const AttentionParams& p, const Batch& batch, std::span<const int32_t> pos,

@@ -119,6 +119,26 @@ void scale_f16(int64_t n, uint16_t* y, float s) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
 }
 
+void flash_attn_row_f16(const FlashRowF16Args& a) {
+    std::vector<uint16_t> acc(size_t(a.dv), 0);
+    float m = -INFINITY, sum = 0.0f;
+    for (int64_t j = a.j0; j < a.j1; ++j) {
+        const float sc = dot_f16_ggml(a.dk, a.k + j * a.ldk, a.q) * a.scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (sc > m) {
+            ms = std::exp(m - sc);
+            m = sc;
+            scale_f16(a.dv, acc.data(), ms);
+        } else {
+            vs = std::exp(sc - m);
+        }
+        fmad_f16_acc16(a.dv, acc.data(), a.v + j * a.ldv, vs);
+        sum = std::fma(sum, ms, vs);
+    }
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int64_t d = 0; d < a.dv; ++d) a.y[d] = fp16_to_fp32(acc[size_t(d)]) * inv;
+}
+
 // 2^e for a normal exponent e in [-126, 127].
 float pow2(int e) { return std::bit_cast<float>(uint32_t(e + 127) << 23); }
 
@@ -233,6 +253,7 @@ KernelTable make_scalar() {
     t.scale_f16 = scale_f16;
     t.soft_max_ggml = soft_max_ggml;
     t.reduce_lanes16 = reduce_lanes16;
+    t.flash_attn_row_f16 = flash_attn_row_f16;
     t.flash_attn_rows = flash_attn_rows;
     return t;
 }

@@ -89,6 +89,25 @@ inline constexpr int64_t flash_attn_scratch_floats(int64_t dk, int64_t dv) {
     return dk * kFlashRows + (kFlashKeys + 8) * (kFlashRows + dk + dv) + kFlashRows * dv;
 }
 
+// ggml's one-row flash attention (-fa on, one query row) over an F16 K and V: the keys j in [j0, j1) in
+// order, key j's K row (dk halves) at k + j * ldk, its V row (dv halves) at v + j * ldv; q holds the
+// query rounded to F16. Exactly the composition of the single-step helpers below:
+//   s = fl(dot_f16_ggml(dk, K_j, q) * scale); ms = vs = 1; if s > m: ms = expf(m - s), m = s,
+//   scale_f16(acc, ms); else vs = expf(s - m); fmad_f16_acc16(acc, V_j, vs); S = fma(S, ms, vs)
+// (m = -inf, S = 0, the F16 accumulator acc = 0 at the start), then y[d] = f32(acc[d]) * (S == 0 ? 0 : 1 / S).
+// y (dv floats) is also the kernel's working memory; j1 <= j0 gives zeros.
+struct FlashRowF16Args {
+    int64_t dk = 0, dv = 0;
+    const uint16_t* q = nullptr;
+    const uint16_t* k = nullptr;
+    int64_t ldk = 0;
+    const uint16_t* v = nullptr;
+    int64_t ldv = 0;
+    int64_t j0 = 0, j1 = 0;
+    float scale = 1.0f;
+    float* y = nullptr;
+};
+
 using GemmFn = void (*)(const GemmArgs& args);
 using QuantizeFn = void (*)(const float* x, void* y, int64_t n);
 
@@ -159,6 +178,8 @@ struct KernelTable {
     // out[d] = the 16 values acc[l * n + d], l = 0..15, added as GCC's _mm512_reduce_add_ps does:
     // t_i = v_i + v_{i+8} (i < 8), u_i = t_i + t_{i+4} (i < 4), (u_0 + u_2) + (u_1 + u_3).
     void (*reduce_lanes16)(int64_t n, const float* acc, float* out);
+    // One query row of ggml's flash attention over F16 K / V (FlashRowF16Args), in one call per row.
+    void (*flash_attn_row_f16)(const FlashRowF16Args& a);
 
     // Flash attention over a block of query rows (FlashAttnArgs); every table bit-identical.
     void (*flash_attn_rows)(const FlashAttnArgs& a);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
@@ -435,6 +436,66 @@ TEST(CpuAttention, EqualsLlamaCppArithmetic) {
                             << quant::isa_name(isa) << (fa ? " -fa on" : " -fa off") << " iter " << iter << " t " << t
                             << " head " << hh << " dim " << i;
                 }
+            }
+        }
+    }
+}
+
+// attention_seqs (several sequences in one parallel region; the default loop of the reference backend)
+// equals one attention call per sequence bit for bit: sequences of different lengths and pasts, each
+// with its own KV layer, -fa on and off, F16, F32 and quantized caches, GQA, and a batch with a
+// sequence long enough for the tiled kernel (the CPU backend then goes sequence by sequence).
+TEST(CpuAttention, SeqsEqualPerSequenceCalls) {
+    std::mt19937 rng(11);
+    const GgmlType types[][2] = {{GgmlType::F16, GgmlType::F16},
+                                 {GgmlType::Q8_0, GgmlType::Q8_0},
+                                 {GgmlType::F32, GgmlType::F32},
+                                 {GgmlType::F16, GgmlType::Q4_0}};
+    for (int iter = 0; iter < 16; ++iter) {
+        const GgmlType tk = types[iter % 4][0], tv = types[iter % 4][1];
+        const bool fa = iter / 4 % 2 == 0, long_seq = iter >= 8;
+        const int64_t n_head_kv = 1 + int64_t(rng() % 3), n_head = n_head_kv * (1 + int64_t(rng() % 3));
+        const int64_t dk = 32 * (1 + int64_t(rng() % 4)), dv = 32 * (1 + int64_t(rng() % 4));
+        const int64_t n_swa = iter % 3 == 0 ? 1 + int64_t(rng() % 40) : 0, n_seq = 1 + int64_t(rng() % 5);
+        const float scale = 1.0f / std::sqrt(float(dk));
+        std::vector<int64_t> past(static_cast<size_t>(n_seq)), n_tok(static_cast<size_t>(n_seq));
+        std::vector<int32_t> pos;
+        for (int64_t i = 0; i < n_seq; ++i) {
+            past[size_t(i)] = int64_t(rng() % 200);
+            n_tok[size_t(i)] = long_seq && i == 0 ? 70 : rng() % 3 == 0 ? 1 + int64_t(rng() % 5) : 1;
+            for (int64_t t = 0; t < n_tok[size_t(i)]; ++t) pos.push_back(int32_t(past[size_t(i)] + t));
+        }
+        const int64_t total = int64_t(pos.size());
+        const std::vector<float> q = random_floats(size_t(total * n_head * dk), 400 + iter, 2.0f);
+        CpuOps cpu(2);
+        ReferenceOps ref;
+        for (backend::Ops* ops : {static_cast<backend::Ops*>(&cpu), static_cast<backend::Ops*>(&ref)}) {
+            std::vector<backend::AttnSeq> seqs;
+            int64_t first = 0;
+            for (int64_t i = 0; i < n_seq; ++i) {
+                const int64_t n_kv = past[size_t(i)] + n_tok[size_t(i)];
+                const backend::KvHandle kv = ops->new_kv_layer({n_kv + 8, n_head_kv, dk, dv, tk, tv, fa});
+                const std::vector<float> k =
+                    random_floats(size_t(n_kv * n_head_kv * dk), 500 + 10 * iter + int(i), 2.0f);
+                const std::vector<float> v = random_floats(size_t(n_kv * n_head_kv * dv), 600 + 10 * iter + int(i));
+                ops->kv_write(kv, ops->input(k, {dk, n_head_kv, n_kv, 1}), ops->input(v, {dv, n_head_kv, n_kv, 1}), 0);
+                seqs.push_back({.kv = kv,
+                                .first = first,
+                                .pos = std::span<const int32_t>(pos).subspan(size_t(first), size_t(n_tok[size_t(i)])),
+                                .p = {.kq_scale = scale, .n_kv = n_kv, .n_swa = n_swa}});
+                first += n_tok[size_t(i)];
+            }
+            std::vector<float> all(size_t(total * n_head * dv));
+            ops->read(ops->attention_seqs(ops->input(q, {dk, n_head, total, 1}), seqs), all);
+            for (const backend::AttnSeq& sq : seqs) {
+                const int64_t n = int64_t(sq.pos.size());
+                const std::vector<float> qs(q.begin() + sq.first * n_head * dk,
+                                            q.begin() + (sq.first + n) * n_head * dk);
+                std::vector<float> one(size_t(n * n_head * dv));
+                ops->read(ops->attention(ops->input(qs, {dk, n_head, n, 1}), sq.kv, sq.pos, sq.p), one);
+                ASSERT_EQ(std::memcmp(one.data(), all.data() + sq.first * n_head * dv, one.size() * 4), 0)
+                    << (ops == &cpu ? "cpu" : "reference") << " iter " << iter << " sequence from " << sq.first
+                    << " tokens " << n;
             }
         }
     }

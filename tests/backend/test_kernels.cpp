@@ -487,6 +487,78 @@ TEST_P(Kernels, FlashAttnRowsIsBitExact) {
     }
 }
 
+// flash_attn_row_f16 against the scalar table and against the per-key composition of the table's own
+// helpers (the CPU backend's loop before the fused kernel), bit for bit: head sizes with and without a
+// 64-element tail, 1 .. 1000+ keys, strided K / V rows, scores that raise the maximum often (a
+// growing key ramp) or rarely, and empty ranges.
+TEST_P(Kernels, FlashAttnRowF16IsBitExact) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+    auto composed = [&](const quant::FlashRowF16Args& a) {
+        std::vector<uint16_t> acc(size_t(a.dv), 0);
+        float m = -INFINITY, sum = 0.0f;
+        for (int64_t j = a.j0; j < a.j1; ++j) {
+            const float sc = table_->dot_f16_ggml(a.dk, a.k + j * a.ldk, a.q) * a.scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (sc > m) {
+                ms = std::exp(m - sc);
+                m = sc;
+                table_->scale_f16(a.dv, acc.data(), ms);
+            } else {
+                vs = std::exp(sc - m);
+            }
+            table_->fmad_f16_acc16(a.dv, acc.data(), a.v + j * a.ldv, vs);
+            sum = std::fma(sum, ms, vs);
+        }
+        for (int64_t d = 0; d < a.dv; ++d) a.y[d] = fp16_to_fp32(acc[size_t(d)]);
+        table_->scale_f32(a.dv, a.y, sum == 0.0f ? 0.0f : 1.0f / sum);
+    };
+    std::mt19937 rng(29);
+    const int64_t dims[][2] = {{64, 64}, {80, 80}, {128, 128}, {256, 256}, {40, 24}, {64, 100}, {96, 7}, {200, 136}};
+    int iter = 0;
+    for (const auto& dim : dims) {
+        for (auto [j0, j1] : {std::pair<int64_t, int64_t>{0, 1}, {0, 1100}, {5, 70}, {300, 301}, {7, 7}, {0, 130}}) {
+            const int64_t dk = dim[0], dv = dim[1], ldk = 3 * dk + 5, ldv = 3 * dv + 3;
+            const uint32_t seed = uint32_t(900 + 10 * iter++);
+            std::vector<float> kf = random_floats(size_t(j1 * ldk + dk), seed, 2.0f);
+            const std::vector<float> vf = random_floats(size_t(j1 * ldv + dv), seed + 1, 3.0f);
+            const std::vector<float> qf = random_floats(size_t(dk), seed + 2, 2.0f);
+            // Every third range: keys aligned with q and growing, so the maximum changes at most keys.
+            if (iter % 3 == 0)
+                for (int64_t j = j0; j < j1; ++j)
+                    for (int64_t i = 0; i < dk; ++i)
+                        kf[size_t(j * ldk + i)] = qf[size_t(i)] * (0.5f + 0.01f * float(j % 97 + rng() % 3));
+            std::vector<uint16_t> kh(kf.size()), vh(vf.size()), qh(qf.size());
+            for (size_t i = 0; i < kf.size(); ++i) kh[i] = fp32_to_fp16(kf[i]);
+            for (size_t i = 0; i < vf.size(); ++i) vh[i] = fp32_to_fp16(vf[i]);
+            for (size_t i = 0; i < qf.size(); ++i) qh[i] = fp32_to_fp16(qf[i]);
+            std::vector<float> ya(size_t(dv), 5.0f), yb(size_t(dv), 6.0f), yc(size_t(dv), 7.0f);
+            quant::FlashRowF16Args a{.dk = dk,
+                                     .dv = dv,
+                                     .q = qh.data(),
+                                     .k = kh.data() + 1,
+                                     .ldk = ldk,
+                                     .v = vh.data() + 2,
+                                     .ldv = ldv,
+                                     .j0 = j0,
+                                     .j1 = j1,
+                                     .scale = 1.0f / std::sqrt(float(dk)),
+                                     .y = ya.data()};
+            table_->flash_attn_row_f16(a);
+            a.y = yb.data();
+            s.flash_attn_row_f16(a);
+            a.y = yc.data();
+            composed(a);
+            ASSERT_EQ(std::memcmp(ya.data(), yb.data(), size_t(dv) * 4), 0)
+                << "vs scalar: dk " << dk << " dv " << dv << " keys " << j0 << ".." << j1;
+            ASSERT_EQ(std::memcmp(ya.data(), yc.data(), size_t(dv) * 4), 0)
+                << "vs per-key helpers: dk " << dk << " dv " << dv << " keys " << j0 << ".." << j1;
+            if (j1 > j0) {
+                EXPECT_NE(ya[0], 0.0f);
+            }
+        }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, Kernels, ::testing::Values(Isa::Avx2, Isa::Avx512),
                          [](const auto& info) { return std::string(quant::isa_name(info.param)); });
 

@@ -18,10 +18,15 @@
 //   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
 //   softmax over the cells in order (expf, running sum S = fma(S, ms, vs)) with an F16 accumulator
 //   for an F16 V (every multiply-add and rescale rounded to F16), an F32 one otherwise; output acc / S.
+//   For F16 K and V one kernel call per row does it all (quant/kernels.h: flash_attn_row_f16).
 // * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel
 //   in its float order (the query unrounded, 64-cell tiles, see quant/kernels.h: flash_attn_rows),
 //   on blocks of up to 64 query rows of one GQA group, the rows in vector lanes, so a K / V block is
 //   converted to F32 once for all of them.
+//
+// attention_seqs (several sequences of a continuous batch) makes one parallel region of all the
+// sequences' (token, head) items, each computed as attention() computes it; a batch in which some
+// sequence takes the tiled kernel goes sequence by sequence instead.
 //
 // Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
 // among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
@@ -84,9 +89,9 @@ struct Geometry {
     int64_t k_row_bytes, v_row_bytes;
 };
 
-Geometry geometry(const Act& q, const KvLayerSpec& s) {
+Geometry geometry(int64_t dk, int64_t n_head, int64_t n_tok, const KvLayerSpec& s) {
     Geometry g{};
-    g.dk = q.ne[0], g.n_head = q.ne[1], g.n_tok = q.ne[2], g.dv = s.head_dim_v;
+    g.dk = dk, g.n_head = n_head, g.n_tok = n_tok, g.dv = s.head_dim_v;
     g.group = g.n_head / s.n_head_kv;
     g.fk = quant::find_format(s.type_k);
     g.fv = quant::find_format(s.type_v);
@@ -95,6 +100,14 @@ Geometry geometry(const Act& q, const KvLayerSpec& s) {
     g.k_row_bytes = g.dk / g.fk->block_size * g.fk->type_size;
     g.v_row_bytes = g.dv / g.fv->block_size * g.fv->type_size;
     return g;
+}
+
+Geometry geometry(const Act& q, const KvLayerSpec& s) { return geometry(q.ne[0], q.ne[1], q.ne[2], s); }
+
+// Whether a micro-batch of n_tok query rows over a layer takes attention_f32 (the tiled kernel).
+bool tiled_path(const KvLayerSpec& s, int64_t n_tok) {
+    const bool f16_or_f32 = (s.type_k == GgmlType::F16 || s.type_k == GgmlType::F32) && s.type_k == s.type_v;
+    return s.flash_attn && n_tok >= kTiledRows && f16_or_f32 && s.head_dim_v % 16 == 0;
 }
 
 }  // namespace
@@ -145,17 +158,69 @@ void CpuOps::kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) {
     store(ptr(v), s.type_v, s.head_dim_v, layer.v32, layer.v16, layer.vq);
 }
 
-Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+// attention_ggml's work for one sequence (prepare_ggml).
+struct CpuOps::GgmlAttn {
+    const KvLayer* layer;
+    Geometry g;
+    std::span<const int32_t> pos;
+    AttnParams p;
+    const float* q;
+    float* y;
+    bool flash, one_row;
+    std::vector<uint8_t> qbuf;  // the queries quantized / rounded for a block-type (or BF16) K
+    PreparedAct qa;
+};
+
+bool CpuOps::attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos,
+                              const AttnParams& p) {
     FERRY_CHECK(kv.id >= 0 && size_t(kv.id) < kv_.size());
     const KvLayerSpec& s = kv_[size_t(kv.id)].spec;
-    FERRY_CHECK(q.ne[0] == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == q.ne[2]);
+    FERRY_CHECK(q.ne[0] == s.head_dim_k && q.ne[3] == 1 && int64_t(pos.size()) == n_tok);
     FERRY_CHECK(q.ne[1] % s.n_head_kv == 0 && p.n_kv >= 0 && p.n_kv <= s.n_ctx);
-    const Geometry g = geometry(q, s);
+    const Geometry g = geometry(q.ne[0], q.ne[1], n_tok, s);
     traffic().kv_bytes += visible_cells(pos, p) * uint64_t(s.n_head_kv) * uint64_t(g.k_row_bytes + g.v_row_bytes);
-    const bool f16_or_f32 = (s.type_k == GgmlType::F16 || s.type_k == GgmlType::F32) && s.type_k == s.type_v;
-    if (s.flash_attn && q.ne[2] >= kTiledRows && f16_or_f32 && s.head_dim_v % 16 == 0)
-        return attention_f32(q, kv, pos, p);
+    return tiled_path(s, n_tok);
+}
+
+Act CpuOps::attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+    if (attention_checks(q, q.ne[2], kv, pos, p)) return attention_f32(q, kv, pos, p);
     return attention_ggml(q, kv, pos, p);
+}
+
+Act CpuOps::attention_seqs(const Act& q, std::span<const AttnSeq> seqs) {
+    check_attn_seqs(q, seqs);
+    // The tiled kernel's work items span a sequence's rows: such batches go sequence by sequence.
+    for (const AttnSeq& sq : seqs) {
+        FERRY_CHECK(sq.kv.id >= 0 && size_t(sq.kv.id) < kv_.size());
+        if (tiled_path(kv_[size_t(sq.kv.id)].spec, int64_t(sq.pos.size()))) return Ops::attention_seqs(q, seqs);
+    }
+    const int64_t dk = q.ne[0], n_head = q.ne[1], dv = kv_[size_t(seqs[0].kv.id)].spec.head_dim_v;
+    for (const AttnSeq& sq : seqs) {
+        FERRY_CHECK(kv_[size_t(sq.kv.id)].spec.head_dim_v == dv);
+        attention_checks(q, int64_t(sq.pos.size()), sq.kv, sq.pos, sq.p);
+    }
+    Act out = alloc({dv, n_head, q.ne[2], 1});
+    const float* qs = ptr(q);
+    float* y = ptr(out);
+    // One parallel region over every sequence's (token, head) items; item i of the region is item
+    // i - start[j] of sequence j, computed as attention() computes it.
+    std::vector<GgmlAttn> jobs;
+    std::vector<int64_t> start(1, 0);
+    jobs.reserve(seqs.size());
+    for (const AttnSeq& sq : seqs) {
+        const int64_t n_tok = int64_t(sq.pos.size());
+        jobs.push_back(
+            prepare_ggml(qs + sq.first * n_head * dk, n_tok, n_head, sq.kv, sq.pos, sq.p, y + sq.first * n_head * dv));
+        start.push_back(start.back() + n_tok * n_head);
+    }
+    pool_.parallel_for(start.back(), 1, [&](int64_t b, int64_t e) {
+        size_t j = size_t(std::upper_bound(start.begin(), start.end(), b) - start.begin()) - 1;
+        for (int64_t item = b; item < e; ++item) {
+            while (item >= start[j + 1]) ++j;
+            ggml_item(jobs[j], item - start[j]);
+        }
+    });
+    return out;
 }
 
 Act CpuOps::attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
@@ -214,151 +279,179 @@ Act CpuOps::attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> po
     return out;
 }
 
-Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+CpuOps::GgmlAttn CpuOps::prepare_ggml(const float* q, int64_t n_tok, int64_t n_head, KvHandle kv,
+                                      std::span<const int32_t> pos, const AttnParams& p, float* y) {
     const KvLayer& layer = kv_[size_t(kv.id)];
     const KvLayerSpec& s = layer.spec;
-    const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = geometry(q, s);
-    const quant::KernelTable& kt = *kernels_;
+    GgmlAttn a{&layer, geometry(s.head_dim_k, n_head, n_tok, s), pos, p, q, y, false, false, {}, {nullptr, 0}};
     // -fa off needs a V that mul_mat reads as F16 / F32 (see the top of the file).
-    const bool flash = s.flash_attn || !(v16 || v32);
+    a.flash = s.flash_attn || !(a.g.v16 || a.g.v32);
     // -fa off with one query row (decode): llamafile's GEMM declines n < 2, so ggml's mul_mat computes
     // the scores and the output with ggml_vec_dot_f16 (see the top of the file); F16 K and V.
-    const bool one_row = !flash && n_tok == 1 && k16 && v16;
-
+    a.one_row = !a.flash && n_tok == 1 && a.g.k16 && a.g.v16;
     // Queries for a block-type (or BF16) K: rounded / quantized to its dot type as matmul does.
-    std::vector<uint8_t> qbuf;
-    const PreparedAct qa =
-        k16 || k32 ? PreparedAct{nullptr, 0} : prepare_act(s.type_k, ptr(q), n_tok * n_head, dk, qbuf);
+    if (!a.g.k16 && !a.g.k32) a.qa = prepare_act(s.type_k, q, n_tok * n_head, a.g.dk, a.qbuf);
+    return a;
+}
 
-    Act out = alloc({dv, n_head, n_tok, 1});
-    const float* qs = ptr(q);
-    float* y = ptr(out);
-    pool_.parallel_for(n_tok * n_head, 1, [&](int64_t b, int64_t e) {
-        thread_local AttnBuffers buf;
-        auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
-        q16.resize(k16 ? size_t(dk) : 0);
-        score.resize(size_t(p.n_kv) + 32);
-        prob.resize(size_t(p.n_kv) + 32);
-        lanes.resize(flash || v16 ? 0 : size_t(16 * dv));
-        acc16.resize(flash && v16 ? size_t(dv) : 0);
-        vrow.resize(v16 || v32 ? 0 : size_t(dv));
-        for (int64_t item = b; item < e; ++item) {
-            const int64_t t = item / n_head, h = item % n_head, hk = h / group;
-            const int64_t qp = pos[size_t(t)];
-            const float* qh = qs + item * dk;
-            float* acc = y + item * dv;
-            std::fill(acc, acc + dv, 0.0f);
-            const auto [j_begin, j_end] = visible_range(qp, p);
-            if (j_begin >= j_end) continue;
-            const int64_t n_vis = j_end - j_begin;
-            auto k_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dk; };
-            auto v_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dv; };
-
-            // Raw scores q.k of the visible cells, score[j - j_begin].
-            if (k16) {
-                kt.to_f16(dk, qh, q16.data());
-                if (flash || one_row || dk % 16 != 0) {
-                    for (int64_t j = j_begin; j < j_end; ++j)
-                        score[size_t(j - j_begin)] = kt.dot_f16_ggml(dk, layer.k16.data() + k_cell(j), q16.data());
-                } else {
-                    kt.dot_f16_lanes16_rows(dk, layer.k16.data() + k_cell(j_begin), s.n_head_kv * dk, n_vis, q16.data(),
-                                            score.data());
-                }
-            } else if (k32) {
-                for (int64_t j = j_begin; j < j_end; ++j) {
-                    const float* kr = layer.k32.data() + k_cell(j);
-                    score[size_t(j - j_begin)] =
-                        flash || dk % 16 != 0 ? kt.dot_f32(dk, kr, qh) : kt.dot_f32_lanes16(dk, kr, qh);
-                }
-            } else {
-                const quant::GemmArgs g{.n = dk,
-                                        .w = layer.kq.data() + (j_begin * s.n_head_kv + hk) * k_row_bytes,
-                                        .w_stride = size_t(s.n_head_kv * k_row_bytes),
-                                        .nr = n_vis,
-                                        .a = static_cast<const uint8_t*>(qa.data) + size_t(item) * qa.stride,
-                                        .a_stride = qa.stride,
-                                        .nc = 1,
-                                        .y = score.data(),
-                                        .ldy = n_vis};
-                gemm_tile(s.type_k, g);
-            }
-
-            if (flash) {
-                // ggml's one-row kernel: online softmax over the cells in order.
-                float m = -INFINITY, sum = 0.0f;
-                if (v16) std::fill(acc16.begin(), acc16.end(), uint16_t(0));
-                for (int64_t j = j_begin; j < j_end; ++j) {
-                    const float sc = score[size_t(j - j_begin)] * p.kq_scale;
-                    float ms = 1.0f, vs = 1.0f;
-                    if (sc > m) {
-                        ms = std::exp(m - sc);
-                        m = sc;
-                        if (v16) {
-                            kt.scale_f16(dv, acc16.data(), ms);
-                        } else {
-                            kt.scale_f32(dv, acc, ms);
-                        }
-                    } else {
-                        vs = std::exp(sc - m);
-                    }
-                    if (v16) {
-                        kt.fmad_f16_acc16(dv, acc16.data(), layer.v16.data() + v_cell(j), vs);
-                    } else if (v32) {
-                        kt.fmad_f32(dv, acc, layer.v32.data() + v_cell(j), vs);
-                    } else {
-                        fv->dequantize_row(layer.vq.data() + (j * s.n_head_kv + hk) * v_row_bytes, vrow.data(), dv);
-                        kt.fmad_f32(dv, acc, vrow.data(), vs);
-                    }
-                    sum = std::fma(sum, ms, vs);
-                }
-                if (v16)
-                    for (int64_t d = 0; d < dv; ++d) acc[d] = fp16_to_fp32(acc16[size_t(d)]);
-                kt.scale_f32(dv, acc, sum == 0.0f ? 0.0f : 1.0f / sum);
-                continue;
-            }
-
-            // -fa off: softmax over the row from the 16-aligned cell c0 (masked cells -inf), then the
-            // probability-weighted V columns in 16 lanes by cell index.
-            const int64_t c0 = j_begin / 16 * 16, c1 = (j_end + 15) / 16 * 16, n_row = c1 - c0;
-            float* row = score.data();
-            std::copy_backward(row, row + n_vis, row + (j_begin - c0) + n_vis);
-            std::fill(row, row + (j_begin - c0), -INFINITY);
-            std::fill(row + (j_end - c0), row + n_row, -INFINITY);
-            float mx = -INFINITY;
-            for (int64_t i = 0; i < n_row; ++i) {
-                if (i >= j_begin - c0 && i < j_end - c0) row[i] *= p.kq_scale;
-                mx = std::max(mx, row[i]);
-            }
-            const double total = kt.soft_max_ggml(n_row, prob.data(), row, mx);
-            const float inv = float(1.0 / total);
-            if (one_row) {
-                // Output d = ggml_vec_dot_f16 over cells [0, n64) of V[., d] and the F16 probabilities,
-                // zeros outside the visible cells: llama.cpp's row spans the cache padded to 256 cells,
-                // whose extra 64-cell steps add exact zeros.
-                const int64_t n64 = (j_end + 63) / 64 * 64;
-                p16.assign(size_t(n64), 0);
-                vcol.assign(size_t(n64), 0);
-                for (int64_t j = j_begin; j < j_end; ++j) p16[size_t(j)] = fp32_to_fp16(prob[size_t(j - c0)] * inv);
-                for (int64_t d = 0; d < dv; ++d) {
-                    for (int64_t j = j_begin; j < j_end; ++j) vcol[size_t(j)] = layer.v16[size_t(v_cell(j) + d)];
-                    acc[d] = kt.dot_f16_ggml(n64, vcol.data(), p16.data());
-                }
-                continue;
-            }
-            float* pv = prob.data() + (j_begin - c0);
-            kt.scale_f32(n_vis, pv, inv);
-            if (v16) {
-                kt.round_f16(n_vis, pv, pv);
-                kt.pv_f16_lanes16(dv, layer.v16.data() + hk * dv, s.n_head_kv * dv, pv, j_begin, j_end, acc);
-                continue;
-            }
-            std::fill(lanes.begin(), lanes.end(), 0.0f);
-            for (int64_t j = j_begin; j < j_end; ++j)
-                kt.fmad_f32(dv, lanes.data() + (j % 16) * dv, layer.v32.data() + v_cell(j), pv[j - j_begin]);
-            kt.reduce_lanes16(dv, lanes.data(), acc);
-        }
+Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
+    Act out = alloc({kv_[size_t(kv.id)].spec.head_dim_v, q.ne[1], q.ne[2], 1});
+    const GgmlAttn a = prepare_ggml(ptr(q), q.ne[2], q.ne[1], kv, pos, p, ptr(out));
+    pool_.parallel_for(q.ne[2] * q.ne[1], 1, [&](int64_t b, int64_t e) {
+        for (int64_t item = b; item < e; ++item) ggml_item(a, item);
     });
     return out;
+}
+
+// One (token, head) item of attention_ggml: item = token * n_head + head.
+void CpuOps::ggml_item(const GgmlAttn& a, int64_t item) const {
+    const KvLayer& layer = *a.layer;
+    const KvLayerSpec& s = layer.spec;
+    const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = a.g;
+    const quant::KernelTable& kt = *kernels_;
+    const AttnParams& p = a.p;
+    const std::span<const int32_t> pos = a.pos;
+    const bool flash = a.flash, one_row = a.one_row;
+    const PreparedAct& qa = a.qa;
+    const float* qs = a.q;
+    float* y = a.y;
+    // Per-thread buffers kept across calls (a decode step makes one work item per head).
+    thread_local AttnBuffers buf;
+    auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
+    q16.resize(k16 ? size_t(dk) : 0);
+    score.resize(size_t(p.n_kv) + 32);
+    prob.resize(size_t(p.n_kv) + 32);
+    lanes.resize(flash || v16 ? 0 : size_t(16 * dv));
+    acc16.resize(flash && v16 ? size_t(dv) : 0);
+    vrow.resize(v16 || v32 ? 0 : size_t(dv));
+    const int64_t t = item / n_head, h = item % n_head, hk = h / group;
+    const int64_t qp = pos[size_t(t)];
+    const float* qh = qs + item * dk;
+    float* acc = y + item * dv;
+    std::fill(acc, acc + dv, 0.0f);
+    const auto [j_begin, j_end] = visible_range(qp, p);
+    if (j_begin >= j_end) return;
+    const int64_t n_vis = j_end - j_begin;
+    auto k_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dk; };
+    auto v_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dv; };
+
+    if (k16) kt.to_f16(dk, qh, q16.data());
+    if (flash && k16 && v16) {
+        // ggml's one-row kernel, scores and online softmax fused (quant/kernels.h).
+        kt.flash_attn_row_f16({.dk = dk,
+                               .dv = dv,
+                               .q = q16.data(),
+                               .k = layer.k16.data() + hk * dk,
+                               .ldk = s.n_head_kv * dk,
+                               .v = layer.v16.data() + hk * dv,
+                               .ldv = s.n_head_kv * dv,
+                               .j0 = j_begin,
+                               .j1 = j_end,
+                               .scale = p.kq_scale,
+                               .y = acc});
+        return;
+    }
+    // Raw scores q.k of the visible cells, score[j - j_begin].
+    if (k16) {
+        if (flash || one_row || dk % 16 != 0) {
+            for (int64_t j = j_begin; j < j_end; ++j)
+                score[size_t(j - j_begin)] = kt.dot_f16_ggml(dk, layer.k16.data() + k_cell(j), q16.data());
+        } else {
+            kt.dot_f16_lanes16_rows(dk, layer.k16.data() + k_cell(j_begin), s.n_head_kv * dk, n_vis, q16.data(),
+                                    score.data());
+        }
+    } else if (k32) {
+        for (int64_t j = j_begin; j < j_end; ++j) {
+            const float* kr = layer.k32.data() + k_cell(j);
+            score[size_t(j - j_begin)] =
+                flash || dk % 16 != 0 ? kt.dot_f32(dk, kr, qh) : kt.dot_f32_lanes16(dk, kr, qh);
+        }
+    } else {
+        const quant::GemmArgs g{.n = dk,
+                                .w = layer.kq.data() + (j_begin * s.n_head_kv + hk) * k_row_bytes,
+                                .w_stride = size_t(s.n_head_kv * k_row_bytes),
+                                .nr = n_vis,
+                                .a = static_cast<const uint8_t*>(qa.data) + size_t(item) * qa.stride,
+                                .a_stride = qa.stride,
+                                .nc = 1,
+                                .y = score.data(),
+                                .ldy = n_vis};
+        gemm_tile(s.type_k, g);
+    }
+
+    if (flash) {
+        // ggml's one-row kernel: online softmax over the cells in order.
+        float m = -INFINITY, sum = 0.0f;
+        if (v16) std::fill(acc16.begin(), acc16.end(), uint16_t(0));
+        for (int64_t j = j_begin; j < j_end; ++j) {
+            const float sc = score[size_t(j - j_begin)] * p.kq_scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (sc > m) {
+                ms = std::exp(m - sc);
+                m = sc;
+                if (v16) {
+                    kt.scale_f16(dv, acc16.data(), ms);
+                } else {
+                    kt.scale_f32(dv, acc, ms);
+                }
+            } else {
+                vs = std::exp(sc - m);
+            }
+            if (v16) {
+                kt.fmad_f16_acc16(dv, acc16.data(), layer.v16.data() + v_cell(j), vs);
+            } else if (v32) {
+                kt.fmad_f32(dv, acc, layer.v32.data() + v_cell(j), vs);
+            } else {
+                fv->dequantize_row(layer.vq.data() + (j * s.n_head_kv + hk) * v_row_bytes, vrow.data(), dv);
+                kt.fmad_f32(dv, acc, vrow.data(), vs);
+            }
+            sum = std::fma(sum, ms, vs);
+        }
+        if (v16)
+            for (int64_t d = 0; d < dv; ++d) acc[d] = fp16_to_fp32(acc16[size_t(d)]);
+        kt.scale_f32(dv, acc, sum == 0.0f ? 0.0f : 1.0f / sum);
+        return;
+    }
+
+    // -fa off: softmax over the row from the 16-aligned cell c0 (masked cells -inf), then the
+    // probability-weighted V columns in 16 lanes by cell index.
+    const int64_t c0 = j_begin / 16 * 16, c1 = (j_end + 15) / 16 * 16, n_row = c1 - c0;
+    float* row = score.data();
+    std::copy_backward(row, row + n_vis, row + (j_begin - c0) + n_vis);
+    std::fill(row, row + (j_begin - c0), -INFINITY);
+    std::fill(row + (j_end - c0), row + n_row, -INFINITY);
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n_row; ++i) {
+        if (i >= j_begin - c0 && i < j_end - c0) row[i] *= p.kq_scale;
+        mx = std::max(mx, row[i]);
+    }
+    const double total = kt.soft_max_ggml(n_row, prob.data(), row, mx);
+    const float inv = float(1.0 / total);
+    if (one_row) {
+        // Output d = ggml_vec_dot_f16 over cells [0, n64) of V[., d] and the F16 probabilities,
+        // zeros outside the visible cells: llama.cpp's row spans the cache padded to 256 cells,
+        // whose extra 64-cell steps add exact zeros.
+        const int64_t n64 = (j_end + 63) / 64 * 64;
+        p16.assign(size_t(n64), 0);
+        vcol.assign(size_t(n64), 0);
+        for (int64_t j = j_begin; j < j_end; ++j) p16[size_t(j)] = fp32_to_fp16(prob[size_t(j - c0)] * inv);
+        for (int64_t d = 0; d < dv; ++d) {
+            for (int64_t j = j_begin; j < j_end; ++j) vcol[size_t(j)] = layer.v16[size_t(v_cell(j) + d)];
+            acc[d] = kt.dot_f16_ggml(n64, vcol.data(), p16.data());
+        }
+        return;
+    }
+    float* pv = prob.data() + (j_begin - c0);
+    kt.scale_f32(n_vis, pv, inv);
+    if (v16) {
+        kt.round_f16(n_vis, pv, pv);
+        kt.pv_f16_lanes16(dv, layer.v16.data() + hk * dv, s.n_head_kv * dv, pv, j_begin, j_end, acc);
+        return;
+    }
+    std::fill(lanes.begin(), lanes.end(), 0.0f);
+    for (int64_t j = j_begin; j < j_end; ++j)
+        kt.fmad_f32(dv, lanes.data() + (j % 16) * dv, layer.v32.data() + v_cell(j), pv[j - j_begin]);
+    kt.reduce_lanes16(dv, lanes.data(), acc);
 }
 
 }  // namespace ferry::backend::cpu

@@ -79,6 +79,7 @@ public:
     KvHandle new_kv_layer(const KvLayerSpec& spec) override;
     void kv_write(KvHandle kv, const Act& k, const Act& v, int64_t pos0) override;
     Act attention(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) override;
+    Act attention_seqs(const Act& q, std::span<const AttnSeq> seqs) override;
     std::vector<int32_t> top_k(const Act& x, int64_t k) override;
     Act moe_ffn(const Act& x, const MoeWeights& w, const MoeParams& p) override;
 
@@ -126,6 +127,13 @@ private:
     // and its -fa off / one-row flash-attention arithmetic.
     Act attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
     Act attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
+    // attention_ggml's work for one call's (or sequence's) queries q, n_tok x n_head items, outputs at y.
+    struct GgmlAttn;
+    GgmlAttn prepare_ggml(const float* q, int64_t n_tok, int64_t n_head, KvHandle kv, std::span<const int32_t> pos,
+                          const AttnParams& p, float* y);
+    void ggml_item(const GgmlAttn& a, int64_t item) const;
+    // attention's checks and traffic count; true when the call takes attention_f32.
+    bool attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
 
     Act alloc(std::array<int64_t, kMaxDims> ne);
     float* ptr(const Act& a);

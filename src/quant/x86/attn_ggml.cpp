@@ -1,4 +1,5 @@
-// llama.cpp's attention arithmetic (kernels.h: dot_f16_lanes16 ... reduce_lanes16) on 256-bit registers:
+// llama.cpp's attention arithmetic (kernels.h: dot_f16_lanes16 ... reduce_lanes16) on 256-bit registers
+// (dot_f16_ggml and flash_attn_row_f16 use 512-bit ones in the AVX-512 build, with the same sums):
 // a lanes16 accumulator is two __m256 (lanes 0-7, 8-15), and hsum(lo + hi) adds 16 lanes in the order of
 // GCC's _mm512_reduce_add_ps. Both instruction sets use this code; results are bit-identical with the
 // scalar table (every multiply-add fused, every other operation a single IEEE operation). Builtins, not
@@ -12,6 +13,9 @@ namespace {
 
 __m256 load8(const float* x) { return _mm256_loadu_ps(x); }
 __m256 load8(const uint16_t* x) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))); }
+#ifdef __AVX512F__
+__m512 load16(const uint16_t* x) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))); }
+#endif
 float one(float x) { return x; }
 float one(uint16_t x) { return h2f(x); }
 
@@ -98,19 +102,154 @@ void pv_f16_lanes16(int64_t n, const uint16_t* v, int64_t ldv, const float* p, i
     }
 }
 
-float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) {
+// ggml_vec_dot_f16 (kernels.h); inlined into flash_attn_row_f16, so both compute one order. With AVX-512
+// an accumulator is one __m512; on 256-bit registers acc[2a + h] holds lanes 8h .. 8h + 7 of accumulator a.
+inline __attribute__((always_inline)) float dot_f16_ggml_inl(int64_t n, const uint16_t* x, const uint16_t* y) {
     const int64_t np = n / 64 * 64;
+#ifdef __AVX512F__
+    __m512 acc[4];
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    for (int64_t i = 0; i < np; i += 64) {
+        for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(load16(x + i + 16 * k), load16(y + i + 16 * k), acc[k]);
+    }
+    const __m512 z = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    // lo + hi of z's 256-bit halves (through memory: GCC 12 warns on the 512-bit extract intrinsics).
+    alignas(64) float zs[16];
+    _mm512_store_ps(zs, z);
+    const __m256 lo_hi = _mm256_add_ps(_mm256_load_ps(zs), _mm256_load_ps(zs + 8));
+#else
     __m256 acc[8];
     for (__m256& a : acc) a = _mm256_setzero_ps();
     for (int64_t i = 0; i < np; i += 64) {
         for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(load8(x + i + 8 * k), load8(y + i + 8 * k), acc[k]);
     }
-    // acc[2a + h] holds lanes 8h .. 8h + 7 of accumulator a.
     const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
     const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-    double s = hsum(_mm256_add_ps(lo, hi));
+    const __m256 lo_hi = _mm256_add_ps(lo, hi);
+#endif
+    double s = hsum(lo_hi);
     for (int64_t i = np; i < n; ++i) s += double(h2f(x[i]) * h2f(y[i]));
     return float(s);
+}
+
+float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) { return dot_f16_ggml_inl(n, x, y); }
+
+// Vector operations of flash_attn_row_f16's accumulator on __m256 (8 columns) and __m512 (16 columns):
+// broadcast, load / store of floats, load of halves, multiply, fused multiply-add, and x rounded to F16
+// and back (the F16 accumulator kept as floats in registers).
+__m256 bcast(float x, __m256) { return _mm256_set1_ps(x); }
+__m256 loadf(const float* x, __m256) { return _mm256_loadu_ps(x); }
+__m256 loadh(const uint16_t* x, __m256) { return load8(x); }
+void storef(float* y, __m256 v) { _mm256_storeu_ps(y, v); }
+__m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+__m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+__m256 round_half(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+#ifdef __AVX512F__
+__m512 bcast(float x, __m512) { return _mm512_set1_ps(x); }
+__m512 loadf(const float* x, __m512) { return _mm512_loadu_ps(x); }
+__m512 loadh(const uint16_t* x, __m512) { return load16(x); }
+void storef(float* y, __m512 v) { _mm512_storeu_ps(y, v); }
+__m512 mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+__m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+__m512 round_half(__m512 x) { return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+#endif
+
+// Keys per step of flash_attn_row_f16.
+constexpr int64_t kRowKeys = 64;
+
+// The online softmax of flash_attn_row_f16 over keys in order: score, factors ms / vs, running max m and
+// sum S (kernels.h: flash_attn_row_f16).
+struct RowSoftmax {
+    const FlashRowF16Args& a;
+    float m = -__builtin_inff(), sum = 0.0f;
+
+    // Key j's factors into ms, vs.
+    void key(int64_t j, float& ms, float& vs) {
+        const float sc = dot_f16_ggml_inl(a.dk, a.k + j * a.ldk, a.q) * a.scale;
+        float s_m = 1.0f, s_v = 1.0f;
+        if (sc > m) {
+            s_m = __builtin_expf(m - sc);
+            m = sc;
+        } else {
+            s_v = __builtin_expf(sc - m);
+        }
+        sum = __builtin_fmaf(sum, s_m, s_v);
+        ms = s_m;
+        vs = s_v;
+    }
+};
+
+// The F16 accumulator of columns [d, d + W * NR) (W floats per register V) over the nj keys of a step
+// whose V rows start at v: y (floats holding F16 values) loaded into registers, per key scale_f16 by
+// ms (skipped when ms is 1, where it changes nothing) and fmad_f16_acc16 by vs, stored back. Meanwhile
+// the softmax factors of the next step's nn keys (from key j_next on) go to ms_next / vs_next: the
+// scores and exps keep the execution units busy while the accumulator's rounding chain waits.
+template <class V, int NR>
+void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, const float* ms, const float* vs, float* y,
+                     RowSoftmax& sm, int64_t j_next, int64_t nn, float* ms_next, float* vs_next) {
+    constexpr int W = int(sizeof(V) / sizeof(float));
+    V acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = loadf(y + d + W * r, V{});
+    const int64_t n = nj > nn ? nj : nn;
+    for (int64_t jj = 0; jj < n; ++jj) {
+        if (jj < nn) sm.key(j_next + jj, ms_next[jj], vs_next[jj]);
+        if (jj >= nj) continue;
+        const uint16_t* vr = v + jj * ldv + d;
+        if (ms[jj] != 1.0f) {
+            const V s = bcast(ms[jj], V{});
+            for (int r = 0; r < NR; ++r) acc[r] = round_half(mul(acc[r], s));
+        }
+        const V s = bcast(vs[jj], V{});
+        for (int r = 0; r < NR; ++r) acc[r] = round_half(fmadd(loadh(vr + W * r, V{}), s, acc[r]));
+    }
+    for (int r = 0; r < NR; ++r) storef(y + d + W * r, acc[r]);
+}
+
+template <int N>
+struct Regs {
+    static constexpr int n = N;
+};
+
+void flash_attn_row_f16(const FlashRowF16Args& a) {
+    const int64_t dv = a.dv;
+    for (int64_t d = 0; d < dv; ++d) a.y[d] = 0.0f;
+    RowSoftmax sm{a};
+    float ms[2][kRowKeys], vs[2][kRowKeys];
+    auto step_keys = [&](int64_t j0) { return a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys; };
+    if (a.j1 > a.j0)
+        for (int64_t jj = 0; jj < step_keys(a.j0); ++jj) sm.key(a.j0 + jj, ms[0][jj], vs[0][jj]);
+    // Step c's V updates (factors in ms[c % 2]) with step c + 1's softmax in the first column group.
+    for (int64_t j0 = a.j0, c = 0; j0 < a.j1; j0 += kRowKeys, ++c) {
+        const int64_t nj = step_keys(j0), j_next = j0 + kRowKeys, nn = j_next < a.j1 ? step_keys(j_next) : 0;
+        const float *cm = ms[c % 2], *cv = vs[c % 2];
+        float *nm = ms[(c + 1) % 2], *nv = vs[(c + 1) % 2];
+        const uint16_t* v = a.v + j0 * a.ldv;
+        int64_t d = 0;
+        // A column group of NR registers V; only the first one also runs the next step's softmax.
+        auto group = [&](auto vec, auto regs) {
+            row_f16_columns<decltype(vec), decltype(regs)::n>(d, v, a.ldv, nj, cm, cv, a.y, sm, j_next, d == 0 ? nn : 0,
+                                                              nm, nv);
+        };
+#ifdef __AVX512F__
+        for (; d + 64 <= dv; d += 64) group(__m512{}, Regs<4>{});
+        for (; d + 16 <= dv; d += 16) group(__m512{}, Regs<1>{});
+#else
+        for (; d + 64 <= dv; d += 64) group(__m256{}, Regs<8>{});
+#endif
+        for (; d + 8 <= dv; d += 8) group(__m256{}, Regs<1>{});
+        if (d == 0)
+            for (int64_t jj = 0; jj < nn; ++jj) sm.key(j_next + jj, nm[jj], nv[jj]);
+        for (; d < dv; ++d) {
+            float acc = a.y[d];
+            for (int64_t jj = 0; jj < nj; ++jj) {
+                if (cm[jj] != 1.0f) acc = h2f(f2h(acc * cm[jj]));
+                acc = h2f(f2h(__builtin_fmaf(h2f(v[jj * a.ldv + d]), cv[jj], acc)));
+            }
+            a.y[d] = acc;
+        }
+    }
+    const float inv = sm.sum == 0.0f ? 0.0f : 1.0f / sm.sum;
+    for (int64_t d = 0; d < dv; ++d) a.y[d] *= inv;
 }
 
 template <class T>
@@ -195,6 +334,7 @@ void fill_attn_ggml(KernelTable& t) {
     t.to_f16 = to_f16;
     t.soft_max_ggml = soft_max_ggml;
     t.reduce_lanes16 = reduce_lanes16;
+    t.flash_attn_row_f16 = flash_attn_row_f16;
 }
 
 }  // namespace ferry::quant::FERRY_ISA
