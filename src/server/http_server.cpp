@@ -211,6 +211,7 @@ struct HttpServer::Impl {
         g.top_logprobs = o.logprobs ? o.top_logprobs : -1;
         g.ignore_eos = o.ignore_eos;
         g.cache_prompt = o.cache_prompt;
+        g.stream = o.stream;
         g.deadline = Clock::now() + std::chrono::seconds(p.timeout_s);
         return g;
     }

@@ -73,7 +73,9 @@ const char* finish_reason(Finish f) {
 
 TaskOutput Task::wait(std::chrono::milliseconds timeout) {
     std::unique_lock lock(m_);
-    cv_.wait_for(lock, timeout, [&] { return done_ || !pending_.text.empty() || !pending_.logprobs.empty(); });
+    // A stream's reader wakes for each new token, any other only at the end (or the timeout).
+    cv_.wait_for(lock, timeout,
+                 [&] { return done_ || (params.stream && (!pending_.text.empty() || !pending_.logprobs.empty())); });
     TaskOutput out = std::move(pending_);
     pending_ = TaskOutput{};
     out.done = done_;
@@ -92,7 +94,7 @@ void Task::append(std::string_view text, const TokenLogprob* lp) {
         pending_.text += text;
         if (lp) pending_.logprobs.push_back(*lp);
     }
-    cv_.notify_all();
+    if (params.stream) cv_.notify_all();
 }
 
 void Task::finish(Finish f, std::string error) {

@@ -46,6 +46,10 @@ struct GenParams {
     int top_logprobs = -1;          // -1: no logprobs; otherwise this many alternatives per token
     bool ignore_eos = false;
     bool cache_prompt = true;  // false: reuse nothing from the slot's cache
+    // true: the reader takes the output token by token (a stream), so each token wakes it; false: it
+    // waits for the end, and new tokens do not wake it (an HTTP thread woken 4 times a step on a 2-core
+    // machine takes a core from the engine's threads).
+    bool stream = true;
     Clock::time_point deadline = Clock::time_point::max();
 };
 
@@ -85,7 +89,7 @@ class Task {
 public:
     explicit Task(GenParams p) : params(std::move(p)), submitted(Clock::now()) {}
 
-    // Waits up to `timeout` for new output or the end; takes what is new.
+    // Waits up to `timeout` for new output (a stream: GenParams::stream) or the end; takes what is new.
     TaskOutput wait(std::chrono::milliseconds timeout);
     // Asks the engine to stop this task (the client went away); the slot is freed before the next step.
     void cancel() { cancelled.store(true); }
