@@ -232,6 +232,10 @@ void flash_attn_rows(const FlashAttnArgs& a) {
     }
 }
 
+void expf_libm(int64_t n, const float* x, float* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 KernelTable make_scalar() {
     KernelTable t{};
     t.isa = Isa::Scalar;
@@ -255,6 +259,7 @@ KernelTable make_scalar() {
     t.reduce_lanes16 = reduce_lanes16;
     t.flash_attn_row_f16 = flash_attn_row_f16;
     t.flash_attn_rows = flash_attn_rows;
+    t.expf_libm = expf_libm;
     return t;
 }
 

@@ -184,6 +184,12 @@ struct KernelTable {
     // Flash attention over a block of query rows (FlashAttnArgs); every table bit-identical.
     void (*flash_attn_rows)(const FlashAttnArgs& a);
 
+    // y[i] = expf(x[i]) exactly as the C library computes it (llama.cpp's attention calls libm's expf
+    // per key): the scalar table calls the library; the x86 tables compute glibc's algorithm on vector
+    // lanes (quant/x86/expf_libm.h) if, checked when the table is built, it agrees with this library.
+    void (*expf_libm)(int64_t n, const float* x, float* y);
+    bool expf_libm_vector = false;  // the vector path was chosen (it agreed with the library)
+
     GemmFn gemm_for(GgmlType t) const {
         const uint32_t id = uint32_t(t);
         return id < uint32_t(kMaxTypeId) ? gemm[id] : nullptr;

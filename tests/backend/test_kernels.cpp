@@ -355,6 +355,42 @@ TEST_P(Kernels, VectorHelpers) {
     }
 }
 
+// expf_libm: every table gives the C library's expf bit for bit, over 4M bit patterns spread across all
+// floats (every sign, binade, denormals, both sides of the +-88 special-case limit, infinities, NaN) and
+// lengths with a vector tail; on the glibc versions whose algorithm expf_libm.h reproduces, the vector
+// path must have been chosen (it was checked exhaustively, all 2^32 inputs, on glibc 2.36).
+TEST_P(Kernels, ExpfLibmIsTheLibrarys) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+#if defined(__GLIBC__) && __GLIBC__ == 2 && __GLIBC_MINOR__ >= 28 && __GLIBC_MINOR__ <= 40
+    if (GetParam() != Isa::Scalar) {
+        EXPECT_TRUE(table_->expf_libm_vector) << "the vector expf disagrees with glibc";
+    }
+#endif
+    constexpr size_t kN = size_t(1) << 22;
+    std::vector<float> x(kN), got(kN), want(kN);
+    for (size_t i = 0; i < kN; ++i) {
+        const uint32_t bits =
+            uint32_t(i * 1023u + (i >> 12));  // steps of 1023 over the bit patterns, shifted per round
+        std::memcpy(&x[i], &bits, sizeof(float));
+    }
+    const float edges[] = {88.0f,         -88.0f,         0x1.5ffffep6f,  -0x1.5ffffep6f, 0x1.62e42ep6f,
+                           0x1.62e430p6f, -0x1.9fe368p6f, -0x1.9fe36ap6f, -0x1.9d1d9ep6f, -0x1.9d1da0p6f,
+                           0.0f,          -0.0f,          INFINITY,       -INFINITY};
+    std::copy(std::begin(edges), std::end(edges), x.begin());
+    for (const int64_t n : {int64_t(kN), int64_t(13), int64_t(8), int64_t(1)}) {
+        table_->expf_libm(n, x.data(), got.data());
+        s.expf_libm(n, x.data(), want.data());
+        for (int64_t i = 0; i < n; ++i) {
+            if (std::isnan(want[size_t(i)])) {
+                ASSERT_TRUE(std::isnan(got[size_t(i)])) << "expf(" << x[size_t(i)] << ")";
+                continue;
+            }
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[size_t(i)]), std::bit_cast<uint32_t>(want[size_t(i)]))
+                << "expf(" << std::hexfloat << x[size_t(i)] << "), n " << n;
+        }
+    }
+}
+
 // llama.cpp's attention arithmetic: every table bit-identical with the scalar one (std::fma), on random
 // rows of awkward lengths, F16 values across the range, and softmax inputs down to -inf and -200.
 TEST_P(Kernels, AttentionArithmeticIsBitExact) {

@@ -9,6 +9,7 @@ void fill_gemm_k(KernelTable& t);
 void fill_gemm_float(KernelTable& t);
 void fill_attn_ggml(KernelTable& t);
 void fill_attn_tile(KernelTable& t);
+void fill_expf_libm(KernelTable& t);
 
 const KernelTable& table() {
     static const KernelTable t = [] {
@@ -24,6 +25,7 @@ const KernelTable& table() {
         fill_gemm_float(k);
         fill_attn_ggml(k);
         fill_attn_tile(k);
+        fill_expf_libm(k);
         return k;
     }();
     return t;
