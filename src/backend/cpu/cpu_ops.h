@@ -127,11 +127,13 @@ private:
     // and its -fa off / one-row flash-attention arithmetic.
     Act attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
     Act attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
-    // attention_ggml's work for one call's (or sequence's) queries q, n_tok x n_head items, outputs at y.
+    // attention_ggml's work for one call's (or sequence's) queries q, n_tok x items_per_token items
+    // (GgmlAttn), outputs at y; batch_tok: the tokens of the whole parallel region (all sequences).
     struct GgmlAttn;
     GgmlAttn prepare_ggml(const float* q, int64_t n_tok, int64_t n_head, KvHandle kv, std::span<const int32_t> pos,
-                          const AttnParams& p, float* y);
+                          const AttnParams& p, float* y, int64_t batch_tok);
     void ggml_item(const GgmlAttn& a, int64_t item) const;
+    void group_item(const GgmlAttn& a, int64_t item) const;
     // attention's checks and traffic count; true when the call takes attention_f32.
     bool attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
 
