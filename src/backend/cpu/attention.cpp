@@ -170,12 +170,12 @@ struct CpuOps::GgmlAttn {
     const float* q;
     float* y;
     bool flash, one_row;
-    // F16 K and V with -fa on: an item is `heads` query heads of one GQA group (the group's heads in
-    // chunks of that many, fewer in the last one); otherwise one head (items_per_token = n_head).
-    bool grouped;
-    int64_t heads, chunks, items_per_token;
     std::vector<uint8_t> qbuf;  // the queries quantized / rounded for a block-type (or BF16) K
     PreparedAct qa;
+    // F16 K and V with -fa on: an item is `heads` query heads of one GQA group (the group's heads in
+    // chunks of that many, fewer in the last one); otherwise one head (items_per_token = n_head).
+    bool grouped = false;
+    int64_t heads = 1, chunks = 1, items_per_token = 0;
 };
 
 bool CpuOps::attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos,
@@ -290,9 +290,8 @@ CpuOps::GgmlAttn CpuOps::prepare_ggml(const float* q, int64_t n_tok, int64_t n_h
                                       std::span<const int32_t> pos, const AttnParams& p, float* y, int64_t batch_tok) {
     const KvLayer& layer = kv_[size_t(kv.id)];
     const KvLayerSpec& s = layer.spec;
-    GgmlAttn a{
-        &layer,      geometry(s.head_dim_k, n_head, n_tok, s), pos, p, q, y, false, false, false, 1, 1, n_head, {},
-        {nullptr, 0}};
+    GgmlAttn a{&layer, geometry(s.head_dim_k, n_head, n_tok, s), pos, p, q, y, false, false, {}, {nullptr, 0}};
+    a.items_per_token = n_head;
     // -fa off needs a V that mul_mat reads as F16 / F32 (see the top of the file).
     a.flash = s.flash_attn || !(a.g.v16 || a.g.v32);
     // -fa off with one query row (decode): llamafile's GEMM declines n < 2, so ggml's mul_mat computes
@@ -373,7 +372,7 @@ void CpuOps::ggml_item(const GgmlAttn& a, int64_t item) const {
     const PreparedAct& qa = a.qa;
     const float* qs = a.q;
     float* y = a.y;
-    // Per-thread buffers kept across calls (a decode step makes one work item per head).
+    // Per-thread buffers kept across calls (a decode step makes one work item per head or group).
     thread_local AttnBuffers buf;
     auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
     q16.resize(k16 ? size_t(dk) : 0);

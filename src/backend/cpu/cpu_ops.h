@@ -6,9 +6,10 @@
 //     block) work items spread over the pool. Decode (one column) streams every weight byte once;
 //     prefill multiplies each unpacked weight block with a tile of columns. Types without a fast
 //     kernel fall back to the format's scalar vec_dot through the same driver, still threaded.
-//   - attention: flash-attention style, one (token, head) per work item: online softmax over the
-//     visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16 cells are
-//     kept as halves (half the memory traffic of the reference's widened floats).
+//   - attention: flash-attention style, one (token, head) per work item (F16 one-row flash: the
+//     heads of a GQA group per item, each K / V row converted once for them): online softmax over
+//     the visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16
+//     cells are kept as halves (half the memory traffic of the reference's widened floats).
 //   - gated_delta_net: one V head per work item (heads are independent), the recurrence token by token
 //     in llama.cpp's float order (gdn.cpp), whatever the micro-batch size.
 //   - every other op follows the reference formula, threaded over rows where the size pays for it; the
