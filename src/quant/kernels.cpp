@@ -119,7 +119,7 @@ void scale_f16(int64_t n, uint16_t* y, float s) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
 }
 
-void flash_attn_row_f16(const FlashRowF16Args& a) {
+void flash_attn_row_f16_one(const FlashRowF16Args& a) {
     std::vector<uint16_t> acc(size_t(a.dv), 0);
     float m = -INFINITY, sum = 0.0f;
     for (int64_t j = a.j0; j < a.j1; ++j) {
@@ -137,6 +137,17 @@ void flash_attn_row_f16(const FlashRowF16Args& a) {
     }
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (int64_t d = 0; d < a.dv; ++d) a.y[d] = fp16_to_fp32(acc[size_t(d)]) * inv;
+}
+
+// Several heads: one call per head.
+void flash_attn_row_f16(const FlashRowF16Args& a) {
+    for (int64_t g = 0; g < a.heads; ++g) {
+        FlashRowF16Args h = a;
+        h.q = a.q + g * a.ldq;
+        h.y = a.y + g * a.ldy;
+        h.heads = 1;
+        flash_attn_row_f16_one(h);
+    }
 }
 
 // 2^e for a normal exponent e in [-126, 127].

@@ -96,6 +96,12 @@ inline constexpr int64_t flash_attn_scratch_floats(int64_t dk, int64_t dv) {
 //   scale_f16(acc, ms); else vs = expf(s - m); fmad_f16_acc16(acc, V_j, vs); S = fma(S, ms, vs)
 // (m = -inf, S = 0, the F16 accumulator acc = 0 at the start), then y[d] = f32(acc[d]) * (S == 0 ? 0 : 1 / S).
 // y (dv floats) is also the kernel's working memory; j1 <= j0 gives zeros.
+//
+// heads > 1: the query rows of `heads` query heads of one GQA group (one K / V head, one key range, as
+// in a decode step), head g's query at q + g * ldq and its output at y + g * ldy; each head's result is
+// bit for bit that of a call with heads = 1 (its own operations in the same order, expf included), but
+// each K / V row is converted once for all heads and their accumulator chains run interleaved.
+inline constexpr int64_t kFlashRowHeads = 8;  // heads per call, at most
 struct FlashRowF16Args {
     int64_t dk = 0, dv = 0;
     const uint16_t* q = nullptr;
@@ -106,6 +112,8 @@ struct FlashRowF16Args {
     int64_t j0 = 0, j1 = 0;
     float scale = 1.0f;
     float* y = nullptr;
+    int64_t heads = 1;  // 1 .. kFlashRowHeads
+    int64_t ldq = 0, ldy = 0;
 };
 
 using GemmFn = void (*)(const GemmArgs& args);
@@ -178,7 +186,8 @@ struct KernelTable {
     // out[d] = the 16 values acc[l * n + d], l = 0..15, added as GCC's _mm512_reduce_add_ps does:
     // t_i = v_i + v_{i+8} (i < 8), u_i = t_i + t_{i+4} (i < 4), (u_0 + u_2) + (u_1 + u_3).
     void (*reduce_lanes16)(int64_t n, const float* acc, float* out);
-    // One query row of ggml's flash attention over F16 K / V (FlashRowF16Args), in one call per row.
+    // One query row of ggml's flash attention over F16 K / V (FlashRowF16Args), or the rows of up to
+    // kFlashRowHeads query heads sharing one KV head, each bit-identical with a one-row call.
     void (*flash_attn_row_f16)(const FlashRowF16Args& a);
 
     // Flash attention over a block of query rows (FlashAttnArgs); every table bit-identical.

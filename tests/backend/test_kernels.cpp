@@ -523,6 +523,29 @@ TEST_P(Kernels, FlashAttnRowsIsBitExact) {
     }
 }
 
+std::vector<uint16_t> halves(const std::vector<float>& x) {
+    std::vector<uint16_t> h(x.size());
+    for (size_t i = 0; i < x.size(); ++i) h[i] = fp32_to_fp16(x[i]);
+    return h;
+}
+
+// flash_attn_row_f16's arguments for the tests below: K / V rows from elements 1 / 2 of kh / vh on
+// (unaligned rows), the scale 1 / sqrt(dk).
+quant::FlashRowF16Args row_f16_args(int64_t dk, int64_t dv, const std::vector<uint16_t>& qh,
+                                    const std::vector<uint16_t>& kh, int64_t ldk, const std::vector<uint16_t>& vh,
+                                    int64_t ldv, int64_t j0, int64_t j1) {
+    return {.dk = dk,
+            .dv = dv,
+            .q = qh.data(),
+            .k = kh.data() + 1,
+            .ldk = ldk,
+            .v = vh.data() + 2,
+            .ldv = ldv,
+            .j0 = j0,
+            .j1 = j1,
+            .scale = 1.0f / std::sqrt(float(dk))};
+}
+
 // flash_attn_row_f16 against the scalar table and against the per-key composition of the table's own
 // helpers (the CPU backend's loop before the fused kernel), bit for bit: head sizes with and without a
 // 64-element tail, 1 .. 1000+ keys, strided K / V rows, scores that raise the maximum often (a
@@ -563,22 +586,10 @@ TEST_P(Kernels, FlashAttnRowF16IsBitExact) {
                 for (int64_t j = j0; j < j1; ++j)
                     for (int64_t i = 0; i < dk; ++i)
                         kf[size_t(j * ldk + i)] = qf[size_t(i)] * (0.5f + 0.01f * float(j % 97 + rng() % 3));
-            std::vector<uint16_t> kh(kf.size()), vh(vf.size()), qh(qf.size());
-            for (size_t i = 0; i < kf.size(); ++i) kh[i] = fp32_to_fp16(kf[i]);
-            for (size_t i = 0; i < vf.size(); ++i) vh[i] = fp32_to_fp16(vf[i]);
-            for (size_t i = 0; i < qf.size(); ++i) qh[i] = fp32_to_fp16(qf[i]);
+            const std::vector<uint16_t> kh = halves(kf), vh = halves(vf), qh = halves(qf);
             std::vector<float> ya(size_t(dv), 5.0f), yb(size_t(dv), 6.0f), yc(size_t(dv), 7.0f);
-            quant::FlashRowF16Args a{.dk = dk,
-                                     .dv = dv,
-                                     .q = qh.data(),
-                                     .k = kh.data() + 1,
-                                     .ldk = ldk,
-                                     .v = vh.data() + 2,
-                                     .ldv = ldv,
-                                     .j0 = j0,
-                                     .j1 = j1,
-                                     .scale = 1.0f / std::sqrt(float(dk)),
-                                     .y = ya.data()};
+            quant::FlashRowF16Args a = row_f16_args(dk, dv, qh, kh, ldk, vh, ldv, j0, j1);
+            a.y = ya.data();
             table_->flash_attn_row_f16(a);
             a.y = yb.data();
             s.flash_attn_row_f16(a);
@@ -590,6 +601,64 @@ TEST_P(Kernels, FlashAttnRowF16IsBitExact) {
                 << "vs per-key helpers: dk " << dk << " dv " << dv << " keys " << j0 << ".." << j1;
             if (j1 > j0) {
                 EXPECT_NE(ya[0], 0.0f);
+            }
+        }
+    }
+}
+
+// flash_attn_row_f16 with G = 1 .. kFlashRowHeads heads of one GQA group (strided queries and outputs)
+// against the scalar table (G one-row calls) and the table's own one-row calls, bit for bit: random head
+// sizes (odd ones, with and without a 64-element tail), 1 .. 1100 keys, keys whose scores keep raising
+// the maximum of some heads (queries close to each other) or not, and empty ranges.
+TEST_P(Kernels, FlashAttnRowF16GroupIsBitExact) {
+    const KernelTable& s = *quant::kernels_for(Isa::Scalar);
+    std::mt19937 rng(31);
+    const int64_t dims[][2] = {{64, 64}, {128, 128}, {80, 80}, {40, 24}, {67, 33}, {131, 9}, {7, 72}, {256, 129}};
+    const int64_t ranges[][2] = {{0, 1}, {0, 1100}, {5, 70}, {300, 301}, {7, 7}, {0, 130}, {3, 67}, {64, 192}};
+    for (int iter = 0; iter < 48; ++iter) {
+        const int64_t heads = 1 + iter % quant::kFlashRowHeads;
+        const int64_t dk = dims[(iter + iter / 8) % 8][0], dv = dims[(3 * iter + 5 * (iter / 8)) % 8][1];
+        const int64_t r = (5 * iter + 7 * (iter / 8)) % 8, j0 = ranges[r][0], j1 = ranges[r][1];
+        const int64_t ldk = 2 * dk + 3, ldv = 2 * dv + 5, ldq = dk + 1 + int64_t(rng() % 3), ldy = dv + 2;
+        const uint32_t seed = uint32_t(2000 + 10 * iter);
+        std::vector<float> kf = random_floats(size_t(j1 * ldk + dk), seed, 2.0f);
+        const std::vector<float> vf = random_floats(size_t(j1 * ldv + dv), seed + 1, 3.0f);
+        std::vector<float> qf = random_floats(size_t(heads * ldq), seed + 2, 2.0f);
+        // Every other call: keys aligned with head 0's query and growing, the other queries near it, so
+        // the maximum changes at most keys for some heads and at few for others.
+        if (iter % 2 == 0) {
+            for (int64_t g = 1; g < heads; ++g)
+                for (int64_t i = 0; i < dk; ++i) qf[size_t(g * ldq + i)] = qf[size_t(i)] * (1.0f - 0.3f * float(g % 3));
+            for (int64_t j = j0; j < j1; ++j)
+                for (int64_t i = 0; i < dk; ++i)
+                    kf[size_t(j * ldk + i)] = qf[size_t(i)] * (0.5f + 0.01f * float(j % 97 + rng() % 3));
+        }
+        const std::vector<uint16_t> kh = halves(kf), vh = halves(vf), qh = halves(qf);
+        const size_t ny = size_t(heads * ldy);
+        std::vector<float> ya(ny, 5.0f), yb(ny, 5.0f), yc(ny, 5.0f);
+        quant::FlashRowF16Args a = row_f16_args(dk, dv, qh, kh, ldk, vh, ldv, j0, j1);
+        a.y = ya.data();
+        a.heads = heads;
+        a.ldq = ldq;
+        a.ldy = ldy;
+        table_->flash_attn_row_f16(a);
+        a.y = yb.data();
+        s.flash_attn_row_f16(a);
+        for (int64_t g = 0; g < heads; ++g) {
+            quant::FlashRowF16Args one = a;
+            one.heads = 1;
+            one.q = qh.data() + g * ldq;
+            one.y = yc.data() + g * ldy;
+            table_->flash_attn_row_f16(one);
+        }
+        ASSERT_EQ(std::memcmp(ya.data(), yb.data(), ny * 4), 0)
+            << "vs scalar: heads " << heads << " dk " << dk << " dv " << dv << " keys " << j0 << ".." << j1;
+        ASSERT_EQ(std::memcmp(ya.data(), yc.data(), ny * 4), 0)
+            << "vs one-row calls: heads " << heads << " dk " << dk << " dv " << dv << " keys " << j0 << ".." << j1;
+        for (int64_t g = 0; g < heads; ++g) {
+            EXPECT_EQ(ya[size_t(g * ldy + dv)], 5.0f);  // the gap between the strided outputs stays
+            if (j1 > j0) {
+                EXPECT_NE(ya[size_t(g * ldy)], 0.0f);
             }
         }
     }

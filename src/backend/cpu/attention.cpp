@@ -18,15 +18,18 @@
 //   ggml_vec_dot_f16 (or the type's dot: ferry's matmul kernel for that weight type), then an online
 //   softmax over the cells in order (expf, running sum S = fma(S, ms, vs)) with an F16 accumulator
 //   for an F16 V (every multiply-add and rescale rounded to F16), an F32 one otherwise; output acc / S.
-//   For F16 K and V one kernel call per row does it all (quant/kernels.h: flash_attn_row_f16).
+//   For F16 K and V one kernel call does it all for the query heads of a GQA group (up to
+//   quant::kFlashRowHeads of them, fewer when that leaves threads idle), so each K / V row is converted
+//   once for them; every head's result is that of a one-row call (quant/kernels.h: flash_attn_row_f16).
 // * -fa on with kTiledRows or more query rows and an F16 / F32 cache: llama.cpp's tiled all-F32 kernel
 //   in its float order (the query unrounded, 64-cell tiles, see quant/kernels.h: flash_attn_rows),
 //   on blocks of up to 64 query rows of one GQA group, the rows in vector lanes, so a K / V block is
 //   converted to F32 once for all of them.
 //
 // attention_seqs (several sequences of a continuous batch) makes one parallel region of all the
-// sequences' (token, head) items, each computed as attention() computes it; a batch in which some
-// sequence takes the tiled kernel goes sequence by sequence instead.
+// sequences' work items ((token, head), or (token, heads of a GQA group) on the F16 one-row flash path),
+// each computed as attention() computes it; a batch in which some sequence takes the tiled kernel goes
+// sequence by sequence instead.
 //
 // Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
 // among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
@@ -74,7 +77,7 @@ uint64_t visible_cells(std::span<const int32_t> pos, const AttnParams& p) {
 }
 
 // attention_ggml's per-thread buffers, kept across calls (a decode step makes one work item per
-// head); every element is written before it is read.
+// head or per GQA group); every element is written before it is read.
 struct AttnBuffers {
     std::vector<uint16_t> q16, p16, vcol, acc16;
     std::vector<float> score, prob, lanes, vrow;
@@ -169,6 +172,10 @@ struct CpuOps::GgmlAttn {
     bool flash, one_row;
     std::vector<uint8_t> qbuf;  // the queries quantized / rounded for a block-type (or BF16) K
     PreparedAct qa;
+    // F16 K and V with -fa on: an item is `heads` query heads of one GQA group (the group's heads in
+    // chunks of that many, fewer in the last one); otherwise one head (items_per_token = n_head).
+    bool grouped = false;
+    int64_t heads = 1, chunks = 1, items_per_token = 0;
 };
 
 bool CpuOps::attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos,
@@ -202,16 +209,16 @@ Act CpuOps::attention_seqs(const Act& q, std::span<const AttnSeq> seqs) {
     Act out = alloc({dv, n_head, q.ne[2], 1});
     const float* qs = ptr(q);
     float* y = ptr(out);
-    // One parallel region over every sequence's (token, head) items; item i of the region is item
-    // i - start[j] of sequence j, computed as attention() computes it.
+    // One parallel region over every sequence's work items; item i of the region is item i - start[j]
+    // of sequence j, computed as attention() computes it.
     std::vector<GgmlAttn> jobs;
     std::vector<int64_t> start(1, 0);
     jobs.reserve(seqs.size());
     for (const AttnSeq& sq : seqs) {
         const int64_t n_tok = int64_t(sq.pos.size());
-        jobs.push_back(
-            prepare_ggml(qs + sq.first * n_head * dk, n_tok, n_head, sq.kv, sq.pos, sq.p, y + sq.first * n_head * dv));
-        start.push_back(start.back() + n_tok * n_head);
+        jobs.push_back(prepare_ggml(qs + sq.first * n_head * dk, n_tok, n_head, sq.kv, sq.pos, sq.p,
+                                    y + sq.first * n_head * dv, q.ne[2]));
+        start.push_back(start.back() + n_tok * jobs.back().items_per_token);
     }
     pool_.parallel_for(start.back(), 1, [&](int64_t b, int64_t e) {
         size_t j = size_t(std::upper_bound(start.begin(), start.end(), b) - start.begin()) - 1;
@@ -280,31 +287,81 @@ Act CpuOps::attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> po
 }
 
 CpuOps::GgmlAttn CpuOps::prepare_ggml(const float* q, int64_t n_tok, int64_t n_head, KvHandle kv,
-                                      std::span<const int32_t> pos, const AttnParams& p, float* y) {
+                                      std::span<const int32_t> pos, const AttnParams& p, float* y, int64_t batch_tok) {
     const KvLayer& layer = kv_[size_t(kv.id)];
     const KvLayerSpec& s = layer.spec;
     GgmlAttn a{&layer, geometry(s.head_dim_k, n_head, n_tok, s), pos, p, q, y, false, false, {}, {nullptr, 0}};
+    a.items_per_token = n_head;
     // -fa off needs a V that mul_mat reads as F16 / F32 (see the top of the file).
     a.flash = s.flash_attn || !(a.g.v16 || a.g.v32);
     // -fa off with one query row (decode): llamafile's GEMM declines n < 2, so ggml's mul_mat computes
     // the scores and the output with ggml_vec_dot_f16 (see the top of the file); F16 K and V.
     a.one_row = !a.flash && n_tok == 1 && a.g.k16 && a.g.v16;
+    // The F16 one-row flash kernel takes a GQA group's heads together: as many per item as keep every
+    // thread busy (batch_tok x KV heads x chunks items), at most kFlashRowHeads.
+    a.grouped = a.flash && a.g.k16 && a.g.v16;
+    if (a.grouped) {
+        const int64_t group = a.g.group;
+        a.heads = std::min(group, quant::kFlashRowHeads);
+        auto chunks = [&](int64_t heads) { return (group + heads - 1) / heads; };
+        while (a.heads > 1 && batch_tok * s.n_head_kv * chunks(a.heads) < n_threads()) --a.heads;
+        a.chunks = chunks(a.heads);
+        a.items_per_token = s.n_head_kv * a.chunks;
+    }
     // Queries for a block-type (or BF16) K: rounded / quantized to its dot type as matmul does.
     if (!a.g.k16 && !a.g.k32) a.qa = prepare_act(s.type_k, q, n_tok * n_head, a.g.dk, a.qbuf);
     return a;
 }
 
+// A GgmlAttn::grouped item: the heads of one chunk of a GQA group for one token, in one call of ggml's
+// one-row kernel (scores and online softmax fused, quant/kernels.h).
+void CpuOps::group_item(const GgmlAttn& a, int64_t item) const {
+    const KvLayer& layer = *a.layer;
+    const KvLayerSpec& s = layer.spec;
+    const int64_t dk = a.g.dk, dv = a.g.dv, n_head = a.g.n_head, group = a.g.group;
+    const int64_t t = item / a.items_per_token, hk = item % a.items_per_token / a.chunks;
+    const int64_t h0 = hk * group + item % a.chunks * a.heads, n_h = std::min(a.heads, (hk + 1) * group - h0);
+    float* y = a.y + (t * n_head + h0) * dv;
+    const auto [j_begin, j_end] = visible_range(a.pos[size_t(t)], a.p);
+    if (j_begin >= j_end) {
+        std::fill(y, y + n_h * dv, 0.0f);
+        return;
+    }
+    thread_local std::vector<uint16_t> q16;
+    q16.resize(size_t(n_h * dk));
+    kernels_->to_f16(n_h * dk, a.q + (t * n_head + h0) * dk, q16.data());  // the heads' rows are adjacent
+    kernels_->flash_attn_row_f16({.dk = dk,
+                                  .dv = dv,
+                                  .q = q16.data(),
+                                  .k = layer.k16.data() + hk * dk,
+                                  .ldk = s.n_head_kv * dk,
+                                  .v = layer.v16.data() + hk * dv,
+                                  .ldv = s.n_head_kv * dv,
+                                  .j0 = j_begin,
+                                  .j1 = j_end,
+                                  .scale = a.p.kq_scale,
+                                  .y = y,
+                                  .heads = n_h,
+                                  .ldq = dk,
+                                  .ldy = dv});
+}
+
 Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
     Act out = alloc({kv_[size_t(kv.id)].spec.head_dim_v, q.ne[1], q.ne[2], 1});
-    const GgmlAttn a = prepare_ggml(ptr(q), q.ne[2], q.ne[1], kv, pos, p, ptr(out));
-    pool_.parallel_for(q.ne[2] * q.ne[1], 1, [&](int64_t b, int64_t e) {
+    const GgmlAttn a = prepare_ggml(ptr(q), q.ne[2], q.ne[1], kv, pos, p, ptr(out), q.ne[2]);
+    pool_.parallel_for(q.ne[2] * a.items_per_token, 1, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) ggml_item(a, item);
     });
     return out;
 }
 
-// One (token, head) item of attention_ggml: item = token * n_head + head.
+// One item of attention_ggml: a GgmlAttn::grouped item, item = (token * n_head_kv + KV head) * chunks +
+// chunk, or a (token, head) item, item = token * n_head + head.
 void CpuOps::ggml_item(const GgmlAttn& a, int64_t item) const {
+    if (a.grouped) {
+        group_item(a, item);
+        return;
+    }
     const KvLayer& layer = *a.layer;
     const KvLayerSpec& s = layer.spec;
     const auto [dk, n_head, n_tok, dv, group, fk, fv, k16, k32, v16, v32, k_row_bytes, v_row_bytes] = a.g;
@@ -315,7 +372,7 @@ void CpuOps::ggml_item(const GgmlAttn& a, int64_t item) const {
     const PreparedAct& qa = a.qa;
     const float* qs = a.q;
     float* y = a.y;
-    // Per-thread buffers kept across calls (a decode step makes one work item per head).
+    // Per-thread buffers kept across calls (a decode step makes one work item per head or group).
     thread_local AttnBuffers buf;
     auto& [q16, p16, vcol, acc16, score, prob, lanes, vrow] = buf;  // p16, vcol: -fa off, one row
     q16.resize(k16 ? size_t(dk) : 0);
@@ -336,21 +393,6 @@ void CpuOps::ggml_item(const GgmlAttn& a, int64_t item) const {
     auto v_cell = [&](int64_t j) { return (j * s.n_head_kv + hk) * dv; };
 
     if (k16) kt.to_f16(dk, qh, q16.data());
-    if (flash && k16 && v16) {
-        // ggml's one-row kernel, scores and online softmax fused (quant/kernels.h).
-        kt.flash_attn_row_f16({.dk = dk,
-                               .dv = dv,
-                               .q = q16.data(),
-                               .k = layer.k16.data() + hk * dk,
-                               .ldk = s.n_head_kv * dk,
-                               .v = layer.v16.data() + hk * dv,
-                               .ldv = s.n_head_kv * dv,
-                               .j0 = j_begin,
-                               .j1 = j_end,
-                               .scale = p.kq_scale,
-                               .y = acc});
-        return;
-    }
     // Raw scores q.k of the visible cells, score[j - j_begin].
     if (k16) {
         if (flash || one_row || dk % 16 != 0) {

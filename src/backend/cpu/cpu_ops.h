@@ -6,9 +6,10 @@
 //     block) work items spread over the pool. Decode (one column) streams every weight byte once;
 //     prefill multiplies each unpacked weight block with a tile of columns. Types without a fast
 //     kernel fall back to the format's scalar vec_dot through the same driver, still threaded.
-//   - attention: flash-attention style, one (token, head) per work item: online softmax over the
-//     visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16 cells are
-//     kept as halves (half the memory traffic of the reference's widened floats).
+//   - attention: flash-attention style, one (token, head) per work item (F16 one-row flash: the
+//     heads of a GQA group per item, each K / V row converted once for them): online softmax over
+//     the visible keys, no n_ctx x n_ctx score buffer; GQA; causal and sliding-window masks; F16
+//     cells are kept as halves (half the memory traffic of the reference's widened floats).
 //   - gated_delta_net: one V head per work item (heads are independent), the recurrence token by token
 //     in llama.cpp's float order (gdn.cpp), whatever the micro-batch size.
 //   - every other op follows the reference formula, threaded over rows where the size pays for it; the
@@ -127,11 +128,13 @@ private:
     // and its -fa off / one-row flash-attention arithmetic.
     Act attention_f32(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
     Act attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
-    // attention_ggml's work for one call's (or sequence's) queries q, n_tok x n_head items, outputs at y.
+    // attention_ggml's work for one call's (or sequence's) queries q, n_tok x items_per_token items
+    // (GgmlAttn), outputs at y; batch_tok: the tokens of the whole parallel region (all sequences).
     struct GgmlAttn;
     GgmlAttn prepare_ggml(const float* q, int64_t n_tok, int64_t n_head, KvHandle kv, std::span<const int32_t> pos,
-                          const AttnParams& p, float* y);
+                          const AttnParams& p, float* y, int64_t batch_tok);
     void ggml_item(const GgmlAttn& a, int64_t item) const;
+    void group_item(const GgmlAttn& a, int64_t item) const;
     // attention's checks and traffic count; true when the call takes attention_f32.
     bool attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
 

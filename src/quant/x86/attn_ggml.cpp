@@ -15,6 +15,7 @@ __m256 load8(const float* x) { return _mm256_loadu_ps(x); }
 __m256 load8(const uint16_t* x) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))); }
 #ifdef __AVX512F__
 __m512 load16(const uint16_t* x) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))); }
+__m512 load16(const float* x) { return _mm512_loadu_ps(x); }
 #endif
 float one(float x) { return x; }
 float one(uint16_t x) { return h2f(x); }
@@ -29,9 +30,24 @@ float dot_lanes16(int64_t n, const T* x, const T* y) {
     return hsum(_mm256_add_ps(lo, hi));
 }
 
-// dot_lanes16 of four x rows with one y at once; each row's 16 lanes reduced exactly as hsum(lo + hi):
-// t = lo + hi, u_i = t_i + t_{i+4} (128-bit halves added), then (u_0 + u_2) + (u_1 + u_3), the four rows
-// side by side in the lanes of one register.
+// out[k] = hsum(t[k]) for four registers at once: u_i = t_i + t_{i+4} (128-bit halves added), then
+// (u_0 + u_2) + (u_1 + u_3), the four sums side by side in the lanes of one register.
+inline void hsum4(const __m256* t, float* out) {
+    // u01 = [u(t0) | u(t1)], u23 likewise.
+    const __m256 u01 =
+        _mm256_add_ps(_mm256_permute2f128_ps(t[0], t[1], 0x20), _mm256_permute2f128_ps(t[0], t[1], 0x31));
+    const __m256 u23 =
+        _mm256_add_ps(_mm256_permute2f128_ps(t[2], t[3], 0x20), _mm256_permute2f128_ps(t[2], t[3], 0x31));
+    // [u0 + u2 (t0, t2), u1 + u3 (t0, t2) | the same for t1, t3]
+    const __m256 v = _mm256_add_ps(_mm256_unpacklo_ps(u01, u23), _mm256_unpackhi_ps(u01, u23));
+    const __m256 r = _mm256_add_ps(v, _mm256_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    alignas(32) float rr[8];
+    _mm256_store_ps(rr, r);
+    out[0] = rr[0], out[1] = rr[4], out[2] = rr[1], out[3] = rr[5];
+}
+
+// dot_lanes16 of four x rows with one y at once; each row's 16 lanes reduced exactly as hsum(lo + hi)
+// (hsum4 of t = lo + hi).
 void dot_f16_lanes16_rows(int64_t n, const uint16_t* x, int64_t ldx, int64_t n_x, const uint16_t* y, float* out) {
     int64_t j = 0;
     for (; j + 4 <= n_x; j += 4) {
@@ -47,17 +63,7 @@ void dot_f16_lanes16_rows(int64_t n, const uint16_t* x, int64_t ldx, int64_t n_x
         }
         __m256 t[4];
         for (int k = 0; k < 4; ++k) t[k] = _mm256_add_ps(lo[k], hi[k]);
-        // u01 = [u(row 0) | u(row 1)], u23 likewise.
-        const __m256 u01 =
-            _mm256_add_ps(_mm256_permute2f128_ps(t[0], t[1], 0x20), _mm256_permute2f128_ps(t[0], t[1], 0x31));
-        const __m256 u23 =
-            _mm256_add_ps(_mm256_permute2f128_ps(t[2], t[3], 0x20), _mm256_permute2f128_ps(t[2], t[3], 0x31));
-        // [u0 + u2 (rows 0, 2), u1 + u3 (rows 0, 2) | the same for rows 1, 3]
-        const __m256 v = _mm256_add_ps(_mm256_unpacklo_ps(u01, u23), _mm256_unpackhi_ps(u01, u23));
-        const __m256 r = _mm256_add_ps(v, _mm256_shuffle_ps(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-        alignas(32) float rr[8];
-        _mm256_store_ps(rr, r);
-        out[j] = rr[0], out[j + 1] = rr[4], out[j + 2] = rr[1], out[j + 3] = rr[5];
+        hsum4(t, out + j);
     }
     for (; j < n_x; ++j) out[j] = dot_lanes16<uint16_t>(n, x + j * ldx, y);
 }
@@ -102,34 +108,63 @@ void pv_f16_lanes16(int64_t n, const uint16_t* v, int64_t ldv, const float* p, i
     }
 }
 
-// ggml_vec_dot_f16 (kernels.h); inlined into flash_attn_row_f16, so both compute one order. With AVX-512
-// an accumulator is one __m512; on 256-bit registers acc[2a + h] holds lanes 8h .. 8h + 7 of accumulator a.
-inline __attribute__((always_inline)) float dot_f16_ggml_inl(int64_t n, const uint16_t* x, const uint16_t* y) {
+// ggml_vec_dot_f16 (kernels.h) of one row x with each of HB rows y + g * ldy (halves, or floats holding
+// halves: the same products), x converted once for all, up to the last vector sum: lh[g] is the
+// register whose hsum is the sum of the first n / 64 * 64 products (dot_f16_ggml_tail adds the rest).
+// Inlined into flash_attn_row_f16, so dot_f16_ggml and it compute one order. With AVX-512 an
+// accumulator is one __m512; on 256-bit registers acc[g][2a + h] holds lanes 8h .. 8h + 7 of
+// accumulator a.
+template <int HB, class T>
+inline __attribute__((always_inline)) void dots_f16_ggml(int64_t n, const uint16_t* x, const T* y, int64_t ldy,
+                                                         __m256* lh) {
     const int64_t np = n / 64 * 64;
 #ifdef __AVX512F__
-    __m512 acc[4];
-    for (__m512& a : acc) a = _mm512_setzero_ps();
+    __m512 acc[HB][4];
+    for (auto& ag : acc)
+        for (__m512& a : ag) a = _mm512_setzero_ps();
     for (int64_t i = 0; i < np; i += 64) {
-        for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(load16(x + i + 16 * k), load16(y + i + 16 * k), acc[k]);
+        for (int k = 0; k < 4; ++k) {
+            const __m512 xk = load16(x + i + 16 * k);
+            for (int g = 0; g < HB; ++g) acc[g][k] = _mm512_fmadd_ps(xk, load16(y + g * ldy + i + 16 * k), acc[g][k]);
+        }
     }
-    const __m512 z = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
-    // lo + hi of z's 256-bit halves (through memory: GCC 12 warns on the 512-bit extract intrinsics).
-    alignas(64) float zs[16];
-    _mm512_store_ps(zs, z);
-    const __m256 lo_hi = _mm256_add_ps(_mm256_load_ps(zs), _mm256_load_ps(zs + 8));
+    for (int g = 0; g < HB; ++g) {
+        const __m512 z = _mm512_add_ps(_mm512_add_ps(acc[g][0], acc[g][2]), _mm512_add_ps(acc[g][1], acc[g][3]));
+        // lo + hi of z's 256-bit halves (through memory: GCC 12 warns on the 512-bit extract intrinsics).
+        alignas(64) float zs[16];
+        _mm512_store_ps(zs, z);
+        lh[g] = _mm256_add_ps(_mm256_load_ps(zs), _mm256_load_ps(zs + 8));
+    }
 #else
-    __m256 acc[8];
-    for (__m256& a : acc) a = _mm256_setzero_ps();
+    __m256 acc[HB][8];
+    for (auto& ag : acc)
+        for (__m256& a : ag) a = _mm256_setzero_ps();
     for (int64_t i = 0; i < np; i += 64) {
-        for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(load8(x + i + 8 * k), load8(y + i + 8 * k), acc[k]);
+        for (int k = 0; k < 8; ++k) {
+            const __m256 xk = load8(x + i + 8 * k);
+            for (int g = 0; g < HB; ++g) acc[g][k] = _mm256_fmadd_ps(xk, load8(y + g * ldy + i + 8 * k), acc[g][k]);
+        }
     }
-    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
-    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-    const __m256 lo_hi = _mm256_add_ps(lo, hi);
+    for (int g = 0; g < HB; ++g) {
+        const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[g][0], acc[g][4]), _mm256_add_ps(acc[g][2], acc[g][6]));
+        const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[g][1], acc[g][5]), _mm256_add_ps(acc[g][3], acc[g][7]));
+        lh[g] = _mm256_add_ps(lo, hi);
+    }
 #endif
-    double s = hsum(lo_hi);
-    for (int64_t i = np; i < n; ++i) s += double(h2f(x[i]) * h2f(y[i]));
+}
+
+// The dot from hsum(lh) (h): the products from n / 64 * 64 on added one at a time in double.
+template <class T>
+inline float dot_f16_ggml_tail(float h, int64_t n, const uint16_t* x, const T* y) {
+    double s = h;
+    for (int64_t i = n / 64 * 64; i < n; ++i) s += double(h2f(x[i]) * one(y[i]));
     return float(s);
+}
+
+inline __attribute__((always_inline)) float dot_f16_ggml_inl(int64_t n, const uint16_t* x, const uint16_t* y) {
+    __m256 lh;
+    dots_f16_ggml<1>(n, x, y, 0, &lh);
+    return dot_f16_ggml_tail(hsum(lh), n, x, y);
 }
 
 float dot_f16_ggml(int64_t n, const uint16_t* x, const uint16_t* y) { return dot_f16_ggml_inl(n, x, y); }
@@ -210,7 +245,7 @@ struct Regs {
     static constexpr int n = N;
 };
 
-void flash_attn_row_f16(const FlashRowF16Args& a) {
+void flash_attn_row_one(const FlashRowF16Args& a) {
     const int64_t dv = a.dv;
     for (int64_t d = 0; d < dv; ++d) a.y[d] = 0.0f;
     RowSoftmax sm{a};
@@ -250,6 +285,131 @@ void flash_attn_row_f16(const FlashRowF16Args& a) {
     }
     const float inv = sm.sum == 0.0f ? 0.0f : 1.0f / sm.sum;
     for (int64_t d = 0; d < dv; ++d) a.y[d] *= inv;
+}
+
+// flash_attn_row_f16 for heads > 1: blocks of up to kHeadBlock heads, each block's heads in registers
+// together; K query-head dims of at most kGroupMaxDk take this path (the queries are kept as floats on
+// the stack), larger ones go head by head.
+constexpr int kHeadBlock = 4;
+constexpr int64_t kGroupMaxDk = 512;
+
+// row_f16_columns for HB heads: the F16 accumulators of columns [d, d + W * NR) of every head (head g's
+// at y + g * ldy) over the nj keys of a step, each V row loaded once for all heads; head g's factors of
+// key jj are ms[g][jj], vs[g][jj]. The heads' chains are independent and interleaved.
+template <class V, int NR, int HB>
+void group_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, const float (*ms)[kRowKeys],
+                       const float (*vs)[kRowKeys], float* y, int64_t ldy) {
+    constexpr int W = int(sizeof(V) / sizeof(float));
+    V acc[HB][NR];
+    for (int g = 0; g < HB; ++g)
+        for (int r = 0; r < NR; ++r) acc[g][r] = loadf(y + g * ldy + d + W * r, V{});
+    for (int64_t jj = 0; jj < nj; ++jj) {
+        const uint16_t* vr = v + jj * ldv + d;
+        V x[NR];
+        for (int r = 0; r < NR; ++r) x[r] = loadh(vr + W * r, V{});
+        for (int g = 0; g < HB; ++g) {
+            if (ms[g][jj] != 1.0f) {
+                const V s = bcast(ms[g][jj], V{});
+                for (int r = 0; r < NR; ++r) acc[g][r] = round_half(mul(acc[g][r], s));
+            }
+            const V s = bcast(vs[g][jj], V{});
+            for (int r = 0; r < NR; ++r) acc[g][r] = round_half(fmadd(x[r], s, acc[g][r]));
+        }
+    }
+    for (int g = 0; g < HB; ++g)
+        for (int r = 0; r < NR; ++r) storef(y + g * ldy + d + W * r, acc[g][r]);
+}
+
+// HB heads (1 .. kHeadBlock) of a flash_attn_row_f16 call, from head g0 on: per step of kRowKeys keys,
+// every key's scores and softmax factors for all HB heads (each head's keys in order), then the V updates.
+template <int HB>
+void flash_attn_row_block(const FlashRowF16Args& a, int64_t g0) {
+    const int64_t dk = a.dk, dv = a.dv, ldy = a.ldy;
+    float* y = a.y + g0 * ldy;
+    alignas(64) float qf[HB * kGroupMaxDk];
+    for (int g = 0; g < HB; ++g)
+        for (int64_t i = 0; i < dk; ++i) qf[g * dk + i] = h2f(a.q[(g0 + g) * a.ldq + i]);
+    for (int g = 0; g < HB; ++g)
+        for (int64_t d = 0; d < dv; ++d) y[g * ldy + d] = 0.0f;
+    float m[HB], sum[HB];
+    for (int g = 0; g < HB; ++g) m[g] = -__builtin_inff(), sum[g] = 0.0f;
+    float ms[HB][kRowKeys], vs[HB][kRowKeys];
+    for (int64_t j0 = a.j0; j0 < a.j1; j0 += kRowKeys) {
+        const int64_t nj = a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys;
+        // The step's dots (key jj, head g at sc[jj * HB + g]), their last sums four at a time.
+        __m256 lh[kRowKeys * HB];
+        float sc[kRowKeys * HB + 3];
+        for (int64_t jj = 0; jj < nj; ++jj) dots_f16_ggml<HB>(dk, a.k + (j0 + jj) * a.ldk, qf, dk, lh + jj * HB);
+        int64_t i = 0;
+        for (; i + 4 <= nj * HB; i += 4) hsum4(lh + i, sc + i);
+        for (; i < nj * HB; ++i) sc[i] = hsum(lh[i]);
+        if (dk % 64 != 0)
+            for (i = 0; i < nj * HB; ++i)
+                sc[i] = dot_f16_ggml_tail(sc[i], dk, a.k + (j0 + i / HB) * a.ldk, qf + i % HB * dk);
+        for (int64_t jj = 0; jj < nj; ++jj) {
+            for (int g = 0; g < HB; ++g) {
+                const float s = sc[jj * HB + g] * a.scale;
+                float s_m = 1.0f, s_v = 1.0f;
+                if (s > m[g]) {
+                    s_m = __builtin_expf(m[g] - s);
+                    m[g] = s;
+                } else {
+                    s_v = __builtin_expf(s - m[g]);
+                }
+                sum[g] = __builtin_fmaf(sum[g], s_m, s_v);
+                ms[g][jj] = s_m;
+                vs[g][jj] = s_v;
+            }
+        }
+        const uint16_t* v = a.v + j0 * a.ldv;
+        int64_t d = 0;
+#ifdef __AVX512F__
+        for (; d + 64 <= dv; d += 64) group_f16_columns<__m512, 4, HB>(d, v, a.ldv, nj, ms, vs, y, ldy);
+        for (; d + 16 <= dv; d += 16) group_f16_columns<__m512, 1, HB>(d, v, a.ldv, nj, ms, vs, y, ldy);
+#else
+        for (; d + 16 <= dv; d += 16) group_f16_columns<__m256, 2, HB>(d, v, a.ldv, nj, ms, vs, y, ldy);
+#endif
+        for (; d + 8 <= dv; d += 8) group_f16_columns<__m256, 1, HB>(d, v, a.ldv, nj, ms, vs, y, ldy);
+        for (; d < dv; ++d) {
+            for (int g = 0; g < HB; ++g) {
+                float acc = y[g * ldy + d];
+                for (int64_t jj = 0; jj < nj; ++jj) {
+                    if (ms[g][jj] != 1.0f) acc = h2f(f2h(acc * ms[g][jj]));
+                    acc = h2f(f2h(__builtin_fmaf(h2f(v[jj * a.ldv + d]), vs[g][jj], acc)));
+                }
+                y[g * ldy + d] = acc;
+            }
+        }
+    }
+    for (int g = 0; g < HB; ++g) {
+        const float inv = sum[g] == 0.0f ? 0.0f : 1.0f / sum[g];
+        for (int64_t d = 0; d < dv; ++d) y[g * ldy + d] *= inv;
+    }
+}
+
+// One head: flash_attn_row_one (the next step's softmax overlapped with the V updates); several: blocks
+// of up to kHeadBlock heads, sized evenly (5 heads: 3 + 2).
+void flash_attn_row_f16(const FlashRowF16Args& a) {
+    if (a.heads == 1 || a.dk > kGroupMaxDk) {
+        for (int64_t g = 0; g < a.heads; ++g) {
+            FlashRowF16Args h = a;
+            h.q = a.q + g * a.ldq;
+            h.y = a.y + g * a.ldy;
+            flash_attn_row_one(h);
+        }
+        return;
+    }
+    const int64_t blocks = (a.heads + kHeadBlock - 1) / kHeadBlock;
+    for (int64_t b = 0, g0 = 0; b < blocks; ++b) {
+        const int64_t hb = (a.heads - g0) / (blocks - b);
+        switch (hb) {
+            case 1: flash_attn_row_block<1>(a, g0); break;
+            case 2: flash_attn_row_block<2>(a, g0); break;
+            case 3: flash_attn_row_block<3>(a, g0); break;
+            default: flash_attn_row_block<4>(a, g0); break;
+        }
+        g0 += hb;
+    }
 }
 
 template <class T>
