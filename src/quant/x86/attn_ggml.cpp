@@ -5,6 +5,7 @@
 // scalar table (every multiply-add fused, every other operation a single IEEE operation). Builtins, not
 // <cmath>, for the scalar tails: no inline function of a shared header may be compiled with these flags.
 
+#include "quant/x86/expf_libm.h"
 #include "quant/x86/simd.h"
 #include "quant/x86/vexp.h"
 
@@ -346,20 +347,25 @@ void flash_attn_row_block(const FlashRowF16Args& a, int64_t g0) {
         if (dk % 64 != 0)
             for (i = 0; i < nj * HB; ++i)
                 sc[i] = dot_f16_ggml_tail(sc[i], dk, a.k + (j0 + i / HB) * a.ldk, qf + i % HB * dk);
-        for (int64_t jj = 0; jj < nj; ++jj) {
-            for (int g = 0; g < HB; ++g) {
-                const float s = sc[jj * HB + g] * a.scale;
-                float s_m = 1.0f, s_v = 1.0f;
-                if (s > m[g]) {
-                    s_m = __builtin_expf(m[g] - s);
-                    m[g] = s;
-                } else {
-                    s_v = __builtin_expf(s - m[g]);
-                }
-                sum[g] = __builtin_fmaf(sum[g], s_m, s_v);
-                ms[g][jj] = s_m;
-                vs[g][jj] = s_v;
-            }
+        // Each head's keys in order: the running max, then every key's one expf argument (m - s where s
+        // raises the max, s - m otherwise), all of the step's exps at once (the library's expf on vector
+        // lanes), then the factors and sums.
+        float arg[kRowKeys * HB], ex[kRowKeys * HB];
+        bool raises[kRowKeys * HB];
+        for (i = 0; i < nj * HB; ++i) {
+            const int g = int(i % HB);
+            const float s = sc[i] * a.scale;
+            raises[i] = s > m[g];
+            arg[i] = raises[i] ? m[g] - s : s - m[g];
+            if (raises[i]) m[g] = s;
+        }
+        expf_library_n(nj * HB, arg, ex);
+        for (i = 0; i < nj * HB; ++i) {
+            const int g = int(i % HB);
+            const int64_t jj = i / HB;
+            ms[g][jj] = raises[i] ? ex[i] : 1.0f;
+            vs[g][jj] = raises[i] ? 1.0f : ex[i];
+            sum[g] = __builtin_fmaf(sum[g], ms[g][jj], vs[g][jj]);
         }
         const uint16_t* v = a.v + j0 * a.ldv;
         int64_t d = 0;

@@ -31,15 +31,16 @@ bool agrees_with_library() {
     return std::memcmp(want, got, sizeof want) == 0;
 }
 
-void expf_library(int64_t n, const float* x, float* y) {
-    for (int64_t i = 0; i < n; ++i) y[i] = __builtin_expf(x[i]);
-}
-
 }  // namespace
 
+bool expf_libm_agrees() {
+    static const bool agrees = agrees_with_library();
+    return agrees;
+}
+
 void fill_expf_libm(KernelTable& t) {
-    t.expf_libm_vector = agrees_with_library();
-    t.expf_libm = t.expf_libm_vector ? expf_libm_n : expf_library;
+    t.expf_libm_vector = expf_libm_agrees();
+    t.expf_libm = expf_library_n;
 }
 
 }  // namespace ferry::quant::FERRY_ISA

@@ -16,6 +16,10 @@
 #include "quant/x86/simd.h"
 
 namespace ferry::quant::FERRY_ISA {
+
+// Whether the vector path below gives this process's C library's results (probed once, expf_libm.cpp).
+bool expf_libm_agrees();
+
 namespace {
 
 namespace expf_libm_data {
@@ -117,6 +121,17 @@ inline void expf_libm_n(int64_t n, const float* x, float* y) {
         std::memcpy(xs, x + n8, size_t(n - n8) * sizeof(float));
         _mm256_store_ps(ys, expf_libm8(_mm256_load_ps(xs)));
         std::memcpy(y + n8, ys, size_t(n - n8) * sizeof(float));
+    }
+}
+
+// y[i] = expf(x[i]) as the C library computes it: the vector path if it agrees with the library,
+// otherwise the library itself.
+inline void expf_library_n(int64_t n, const float* x, float* y) {
+    static const bool vector = expf_libm_agrees();
+    if (vector) {
+        expf_libm_n(n, x, y);
+    } else {
+        for (int64_t i = 0; i < n; ++i) y[i] = __builtin_expf(x[i]);
     }
 }
 
