@@ -135,6 +135,12 @@ void flash_attn_row_f16_one(const FlashRowF16Args& a) {
         fmad_f16_acc16(a.dv, acc.data(), a.v + j * a.ldv, vs);
         sum = std::fma(sum, ms, vs);
     }
+    if (a.ms != nullptr) {
+        a.ms[0] = m;
+        a.ms[1] = sum;
+        for (int64_t d = 0; d < a.dv; ++d) a.y[d] = fp16_to_fp32(acc[size_t(d)]);
+        return;
+    }
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (int64_t d = 0; d < a.dv; ++d) a.y[d] = fp16_to_fp32(acc[size_t(d)]) * inv;
 }
@@ -146,6 +152,7 @@ void flash_attn_row_f16(const FlashRowF16Args& a) {
         h.q = a.q + g * a.ldq;
         h.y = a.y + g * a.ldy;
         h.heads = 1;
+        if (a.ms != nullptr) h.ms = a.ms + 2 * g;
         flash_attn_row_f16_one(h);
     }
 }

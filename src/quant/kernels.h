@@ -96,6 +96,8 @@ inline constexpr int64_t flash_attn_scratch_floats(int64_t dk, int64_t dv) {
 //   scale_f16(acc, ms); else vs = expf(s - m); fmad_f16_acc16(acc, V_j, vs); S = fma(S, ms, vs)
 // (m = -inf, S = 0, the F16 accumulator acc = 0 at the start), then y[d] = f32(acc[d]) * (S == 0 ? 0 : 1 / S).
 // y (dv floats) is also the kernel's working memory; j1 <= j0 gives zeros.
+// With ms set (llama.cpp's split-KV partials), y keeps f32(acc[d]) unnormalized and head g's m and S go
+// to ms[2g], ms[2g + 1] (-inf and 0 for an empty range).
 //
 // heads > 1: the query rows of `heads` query heads of one GQA group (one K / V head, one key range, as
 // in a decode step), head g's query at q + g * ldq and its output at y + g * ldy; each head's result is
@@ -114,6 +116,7 @@ struct FlashRowF16Args {
     float* y = nullptr;
     int64_t heads = 1;  // 1 .. kFlashRowHeads
     int64_t ldq = 0, ldy = 0;
+    float* ms = nullptr;  // optional: each head's running max and sum instead of the normalized y
 };
 
 using GemmFn = void (*)(const GemmArgs& args);

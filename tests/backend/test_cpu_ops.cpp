@@ -293,7 +293,9 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{2, 2, 128, 128, 30, 1, 0, GgmlType::F32, 1}, AttnCase{8, 1, 128, 128, 5, 7, 0, GgmlType::F16, 2},
         AttnCase{3, 3, 64, 64, 0, 63, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 64, 0, GgmlType::F16, 2},
         AttnCase{3, 1, 64, 64, 37, 65, 0, GgmlType::F16, 2}, AttnCase{8, 8, 128, 64, 10, 100, 0, GgmlType::F32, 3},
-        AttnCase{16, 2, 256, 256, 100, 70, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 512, 0, GgmlType::F16, 2}));
+        AttnCase{16, 2, 256, 256, 100, 70, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 512, 0, GgmlType::F16, 2},
+        // One-token decode over a view of >= 512 cells: llama.cpp's split-KV path on -fa on.
+        AttnCase{6, 2, 64, 64, 600, 1, 0, GgmlType::F16, 2}, AttnCase{8, 2, 64, 48, 900, 1, 0, GgmlType::F16, 3}));
 
 // llama.cpp's attention arithmetic for an F16 cache, written out one element at a time for one (token,
 // head) over its visible cells [j0, j1) of a cache holding n_kv cells (the softmax's ggml_v_expf steps
@@ -446,25 +448,29 @@ TEST(CpuAttention, EqualsLlamaCppArithmetic) {
 
 // attention_seqs (several sequences in one parallel region; the default loop of the reference backend)
 // equals one attention call per sequence bit for bit: sequences of different lengths and pasts, each
-// with its own KV layer, -fa on and off, F16, F32 and quantized caches, GQA, and a batch with a
-// sequence long enough for the tiled kernel (the CPU backend then goes sequence by sequence).
+// with its own KV layer, -fa on and off, F16, F32 and quantized caches, GQA, a batch with a
+// sequence long enough for the tiled kernel (the CPU backend then goes sequence by sequence), and
+// sequences past 256 cells in a cache of 1024 (F16 -fa on: llama.cpp's split-KV decode) among short ones.
 TEST(CpuAttention, SeqsEqualPerSequenceCalls) {
     std::mt19937 rng(11);
     const GgmlType types[][2] = {{GgmlType::F16, GgmlType::F16},
                                  {GgmlType::Q8_0, GgmlType::Q8_0},
                                  {GgmlType::F32, GgmlType::F32},
                                  {GgmlType::F16, GgmlType::Q4_0}};
-    for (int iter = 0; iter < 16; ++iter) {
-        const GgmlType tk = types[iter % 4][0], tv = types[iter % 4][1];
-        const bool fa = iter / 4 % 2 == 0, long_seq = iter >= 8;
+    for (int iter = 0; iter < 18; ++iter) {
+        // Iterations 16 and 17: F16 -fa on with long pasts, without and with a window.
+        const GgmlType tk = types[iter < 16 ? iter % 4 : 0][0], tv = types[iter < 16 ? iter % 4 : 0][1];
+        const bool fa = iter >= 16 || iter / 4 % 2 == 0, long_seq = iter >= 8 && iter < 16;
+        const bool long_past = iter >= 16 || iter % 4 == 0;
         const int64_t n_head_kv = 1 + int64_t(rng() % 3), n_head = n_head_kv * (1 + int64_t(rng() % 3));
         const int64_t dk = 32 * (1 + int64_t(rng() % 4)), dv = 32 * (1 + int64_t(rng() % 4));
-        const int64_t n_swa = iter % 3 == 0 ? 1 + int64_t(rng() % 40) : 0, n_seq = 1 + int64_t(rng() % 5);
+        const bool window = iter < 16 ? iter % 3 == 0 : iter == 17;
+        const int64_t n_swa = window ? 1 + int64_t(rng() % 40) : 0, n_seq = iter >= 16 ? 3 : 1 + int64_t(rng() % 5);
         const float scale = 1.0f / std::sqrt(float(dk));
         std::vector<int64_t> past(static_cast<size_t>(n_seq)), n_tok(static_cast<size_t>(n_seq));
         std::vector<int32_t> pos;
         for (int64_t i = 0; i < n_seq; ++i) {
-            past[size_t(i)] = int64_t(rng() % 200);
+            past[size_t(i)] = long_past && i % 2 == 1 ? 256 + int64_t(rng() % 600) : int64_t(rng() % 200);
             n_tok[size_t(i)] = long_seq && i == 0 ? 70 : rng() % 3 == 0 ? 1 + int64_t(rng() % 5) : 1;
             for (int64_t t = 0; t < n_tok[size_t(i)]; ++t) pos.push_back(int32_t(past[size_t(i)] + t));
         }
@@ -477,7 +483,8 @@ TEST(CpuAttention, SeqsEqualPerSequenceCalls) {
             int64_t first = 0;
             for (int64_t i = 0; i < n_seq; ++i) {
                 const int64_t n_kv = past[size_t(i)] + n_tok[size_t(i)];
-                const backend::KvHandle kv = ops->new_kv_layer({n_kv + 8, n_head_kv, dk, dv, tk, tv, fa});
+                const int64_t n_ctx = long_past ? 1024 : n_kv + 8;
+                const backend::KvHandle kv = ops->new_kv_layer({n_ctx, n_head_kv, dk, dv, tk, tv, fa});
                 const std::vector<float> k =
                     random_floats(size_t(n_kv * n_head_kv * dk), 500 + 10 * iter + int(i), 2.0f);
                 const std::vector<float> v = random_floats(size_t(n_kv * n_head_kv * dv), 600 + 10 * iter + int(i));

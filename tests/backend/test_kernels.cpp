@@ -661,6 +661,27 @@ TEST_P(Kernels, FlashAttnRowF16GroupIsBitExact) {
                 EXPECT_NE(ya[size_t(g * ldy)], 0.0f);
             }
         }
+        // The split-KV partials (ms set): the unnormalized accumulator and each head's max and sum, equal to
+        // the scalar table's; y times 1 / sum is the normalized output.
+        std::vector<float> pa(ny, 5.0f), pb(ny, 5.0f), ma(size_t(2 * heads), 7.0f), mb(size_t(2 * heads), 7.0f);
+        a.y = pa.data();
+        a.ms = ma.data();
+        table_->flash_attn_row_f16(a);
+        a.y = pb.data();
+        a.ms = mb.data();
+        s.flash_attn_row_f16(a);
+        ASSERT_EQ(std::memcmp(pa.data(), pb.data(), ny * 4), 0) << "partials: heads " << heads << " dk " << dk;
+        ASSERT_EQ(std::memcmp(ma.data(), mb.data(), ma.size() * 4), 0) << "partials: heads " << heads << " dk " << dk;
+        for (int64_t g = 0; g < heads; ++g) {
+            const float sum = ma[size_t(2 * g + 1)];
+            EXPECT_EQ(sum == 0.0f, j1 <= j0);
+            if (j1 <= j0) {
+                EXPECT_EQ(ma[size_t(2 * g)], -INFINITY);
+            }
+            const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+            for (int64_t d = 0; d < dv; ++d)
+                ASSERT_EQ(pa[size_t(g * ldy + d)] * inv, ya[size_t(g * ldy + d)]) << "head " << g << " column " << d;
+        }
     }
 }
 

@@ -42,6 +42,7 @@
 #include "backend/backends.h"
 #include "gguf/reader.h"
 #include "model/model.h"
+#include "read_f32.h"
 #include "runtime/session.h"
 
 namespace ferry {
@@ -69,13 +70,7 @@ std::vector<T> parse_list(const std::string& s) {
     return v;
 }
 
-std::vector<float> read_f32(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<float> out(bytes.size() / 4);
-    std::memcpy(out.data(), bytes.data(), out.size() * 4);
-    return out;
-}
+using test::read_f32;
 
 std::vector<std::vector<int32_t>> read_sequences() {
     std::vector<std::vector<int32_t>> seqs;

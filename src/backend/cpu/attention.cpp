@@ -31,10 +31,18 @@
 // each computed as attention() computes it; a batch in which some sequence takes the tiled kernel goes
 // sequence by sequence instead.
 //
-// Not reproduced: llama.cpp's -fa on decode over >= 512 cells of an F16 / F32 cache splits the cells
-// among its threads and merges the partial results (ferry makes one pass). llama.cpp's -fa off rows span
-// the cache padded to 256 cells, whose extra cells add exact zeros: ferry's 16-cell steps give the same
-// sums as long as that padded length is a multiple of 16, as 256 is.
+// Split-KV decode: llama.cpp's -fa on with one query row over a KV view of >= 512 cells (the cells in
+// use padded to 256, at most the cache) splits the view among its n threads, ceil(view / n) cells each;
+// every thread runs the one-row kernel over its cells for all heads and the partial results (max, sum,
+// unnormalized accumulator) are merged head by head. The F16 path does the same with ferry's thread
+// count: items of (cell range, GQA group) and merge_splits, so such a decode gives llama.cpp's bits for
+// the same -t (tests/model/test_long_decode.cpp) and keeps every thread busy on a few KV heads. Each
+// sequence of a continuous batch is split as its own one-token decode would be (llama.cpp splits only a
+// one-sequence batch). Not reproduced: the split of an F32 cache (ferry makes one pass) and of a
+// sliding-window layer, whose llama.cpp cache is a ring of another size (one pass as well).
+//
+// llama.cpp's -fa off rows span the cache padded to 256 cells, whose extra cells add exact zeros: ferry's
+// 16-cell steps give the same sums as long as that padded length is a multiple of 16, as 256 is.
 //
 // BF16 and block-type caches are written with the format's scalar quantizer; their rows are read by the
 // type's dot / dequantizer. A V cache other than F16 / F32 always takes the flash-attention computation
@@ -57,6 +65,10 @@ namespace {
 // llama.cpp's tiled flash-attention kernel takes micro-batches of at least this many query rows
 // (ggml_fa_tile_config::Q).
 constexpr int64_t kTiledRows = 64;
+
+// llama.cpp's KV view is the cells in use padded to kSplitPad (llama_kv_cache::get_n_kv); a one-row
+// decode over a view of kSplitMinCells or more takes its split-KV path.
+constexpr int64_t kSplitPad = 256, kSplitMinCells = 512;
 
 // Keys a query at position qp sees: j <= qp, and qp - j < n_swa with a window; all within [0, n_kv).
 std::pair<int64_t, int64_t> visible_range(int64_t qp, const AttnParams& p) {
@@ -176,6 +188,12 @@ struct CpuOps::GgmlAttn {
     // chunks of that many, fewer in the last one); otherwise one head (items_per_token = n_head).
     bool grouped = false;
     int64_t heads = 1, chunks = 1, items_per_token = 0;
+    // llama.cpp's split-KV decode (see the top of the file): with splits > 0 (one query row), a grouped
+    // item covers the visible cells of range c = [c * split_cells, (c + 1) * split_cells) only, leaving
+    // its heads' unnormalized accumulators in part_y ([c][head][dv]) and their max and sum in part_ms
+    // ([c][head][2]); merge_splits combines the ranges into y.
+    int64_t splits = 0, split_cells = 0;
+    mutable std::vector<float> part_y = {}, part_ms = {};  // written by the items (const GgmlAttn)
 };
 
 bool CpuOps::attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos,
@@ -227,6 +245,8 @@ Act CpuOps::attention_seqs(const Act& q, std::span<const AttnSeq> seqs) {
             ggml_item(jobs[j], item - start[j]);
         }
     });
+    for (const GgmlAttn& job : jobs)
+        if (job.splits > 0) merge_splits(job);
     return out;
 }
 
@@ -307,6 +327,18 @@ CpuOps::GgmlAttn CpuOps::prepare_ggml(const float* q, int64_t n_tok, int64_t n_h
         while (a.heads > 1 && batch_tok * s.n_head_kv * chunks(a.heads) < n_threads()) --a.heads;
         a.chunks = chunks(a.heads);
         a.items_per_token = s.n_head_kv * a.chunks;
+        // llama.cpp's view: the cells in use padded to kSplitPad, at most the cache (a sliding-window
+        // layer's llama.cpp cache is a ring of another size: not reproduced, one pass).
+        const int64_t view = std::min(s.n_ctx, std::max(kSplitPad, (p.n_kv + kSplitPad - 1) / kSplitPad * kSplitPad));
+        if (n_tok == 1 && p.n_swa == 0 && view >= kSplitMinCells && n_threads() > 1) {
+            a.heads = std::min(group, quant::kFlashRowHeads);
+            a.chunks = chunks(a.heads);
+            a.splits = n_threads();
+            a.split_cells = (view + a.splits - 1) / a.splits;
+            a.items_per_token = s.n_head_kv * a.chunks * a.splits;
+            a.part_y.resize(size_t(a.splits * n_head * a.g.dv));
+            a.part_ms.resize(size_t(a.splits * n_head * 2));
+        }
     }
     // Queries for a block-type (or BF16) K: rounded / quantized to its dot type as matmul does.
     if (!a.g.k16 && !a.g.k32) a.qa = prepare_act(s.type_k, q, n_tok * n_head, a.g.dk, a.qbuf);
@@ -319,12 +351,20 @@ void CpuOps::group_item(const GgmlAttn& a, int64_t item) const {
     const KvLayer& layer = *a.layer;
     const KvLayerSpec& s = layer.spec;
     const int64_t dk = a.g.dk, dv = a.g.dv, n_head = a.g.n_head, group = a.g.group;
-    const int64_t t = item / a.items_per_token, hk = item % a.items_per_token / a.chunks;
-    const int64_t h0 = hk * group + item % a.chunks * a.heads, n_h = std::min(a.heads, (hk + 1) * group - h0);
-    float* y = a.y + (t * n_head + h0) * dv;
-    const auto [j_begin, j_end] = visible_range(a.pos[size_t(t)], a.p);
+    const int64_t t = item / a.items_per_token, per_split = s.n_head_kv * a.chunks;
+    const int64_t c = item % a.items_per_token / per_split, hc = item % per_split, hk = hc / a.chunks;
+    const int64_t h0 = hk * group + hc % a.chunks * a.heads, n_h = std::min(a.heads, (hk + 1) * group - h0);
+    float* y = a.splits > 0 ? a.part_y.data() + (c * n_head + h0) * dv : a.y + (t * n_head + h0) * dv;
+    float* ms = a.splits > 0 ? a.part_ms.data() + (c * n_head + h0) * 2 : nullptr;
+    auto [j_begin, j_end] = visible_range(a.pos[size_t(t)], a.p);
+    if (a.splits > 0) {
+        j_begin = std::max(j_begin, c * a.split_cells);
+        j_end = std::min(j_end, (c + 1) * a.split_cells);
+    }
     if (j_begin >= j_end) {
         std::fill(y, y + n_h * dv, 0.0f);
+        if (ms != nullptr)
+            for (int64_t h = 0; h < n_h; ++h) ms[2 * h] = -INFINITY, ms[2 * h + 1] = 0.0f;
         return;
     }
     thread_local std::vector<uint16_t> q16;
@@ -343,7 +383,34 @@ void CpuOps::group_item(const GgmlAttn& a, int64_t item) const {
                                   .y = y,
                                   .heads = n_h,
                                   .ldq = dk,
-                                  .ldy = dv});
+                                  .ldy = dv,
+                                  .ms = ms});
+}
+
+// The split ranges' partials merged head by head as llama.cpp does: ranges in order, a range with a zero
+// sum skipped, M = fmaxf(M, m_c), acc = acc * expf(M_old - M) + acc_c * expf(m_c - M) (the second
+// product inside the FMA, as GCC contracts ggml's expression) and likewise the sum, then acc / S.
+void CpuOps::merge_splits(const GgmlAttn& a) const {
+    const int64_t n_head = a.g.n_head, dv = a.g.dv;
+    for (int64_t h = 0; h < n_head; ++h) {
+        float* y = a.y + h * dv;
+        std::fill(y, y + dv, 0.0f);
+        float m = -INFINITY, sum = 0.0f;
+        for (int64_t c = 0; c < a.splits; ++c) {
+            const float* ms = a.part_ms.data() + (c * n_head + h) * 2;
+            const float* acc = a.part_y.data() + (c * n_head + h) * dv;
+            if (ms[1] == 0.0f) continue;
+            const float m_new = std::fmax(m, ms[0]);
+            const float s_old = std::exp(m - m_new), s_new = std::exp(ms[0] - m_new);
+            for (int64_t d = 0; d < dv; ++d) y[d] = std::fma(y[d], s_old, acc[d] * s_new);
+            sum = std::fma(sum, s_old, ms[1] * s_new);
+            m = m_new;
+        }
+        if (sum != 0.0f) {
+            const float inv = 1.0f / sum;
+            for (int64_t d = 0; d < dv; ++d) y[d] *= inv;
+        }
+    }
 }
 
 Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p) {
@@ -352,6 +419,7 @@ Act CpuOps::attention_ggml(const Act& q, KvHandle kv, std::span<const int32_t> p
     pool_.parallel_for(q.ne[2] * a.items_per_token, 1, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) ggml_item(a, item);
     });
+    if (a.splits > 0) merge_splits(a);
     return out;
 }
 

@@ -241,6 +241,19 @@ void row_f16_columns(int64_t d, const uint16_t* v, int64_t ldv, int64_t nj, cons
     for (int r = 0; r < NR; ++r) storef(y + d + W * r, acc[r]);
 }
 
+// Head g's output (at a.y + g * a.ldy) divided by its sum, or left as it is with m and the sum stored
+// (FlashRowF16Args::ms).
+void finish_row(const FlashRowF16Args& a, int64_t g, float m, float sum) {
+    float* y = a.y + g * a.ldy;
+    if (a.ms != nullptr) {
+        a.ms[2 * g] = m;
+        a.ms[2 * g + 1] = sum;
+        return;
+    }
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int64_t d = 0; d < a.dv; ++d) y[d] *= inv;
+}
+
 template <int N>
 struct Regs {
     static constexpr int n = N;
@@ -284,14 +297,14 @@ void flash_attn_row_one(const FlashRowF16Args& a) {
             a.y[d] = acc;
         }
     }
-    const float inv = sm.sum == 0.0f ? 0.0f : 1.0f / sm.sum;
-    for (int64_t d = 0; d < dv; ++d) a.y[d] *= inv;
+    finish_row(a, 0, sm.m, sm.sum);
 }
 
 // flash_attn_row_f16 for heads > 1: blocks of up to kHeadBlock heads, each block's heads in registers
 // together; K query-head dims of at most kGroupMaxDk take this path (the queries are kept as floats on
 // the stack), larger ones go head by head.
 constexpr int kHeadBlock = 4;
+constexpr int64_t kPrefetchKeys = 16;
 constexpr int64_t kGroupMaxDk = 512;
 
 // row_f16_columns for HB heads: the F16 accumulators of columns [d, d + W * NR) of every head (head g's
@@ -335,12 +348,26 @@ void flash_attn_row_block(const FlashRowF16Args& a, int64_t g0) {
     float m[HB], sum[HB];
     for (int g = 0; g < HB; ++g) m[g] = -__builtin_inff(), sum[g] = 0.0f;
     float ms[HB][kRowKeys], vs[HB][kRowKeys];
+    const int64_t kb = (dk * 2 + 63) / 64, vb = (dv * 2 + 63) / 64;
+    for (int64_t j = a.j0; j < a.j1 && j < a.j0 + kPrefetchKeys; ++j)
+        for (int64_t l = 0; l < kb; ++l)
+            _mm_prefetch(reinterpret_cast<const char*>(a.k + j * a.ldk) + 64 * l, _MM_HINT_T0);
     for (int64_t j0 = a.j0; j0 < a.j1; j0 += kRowKeys) {
         const int64_t nj = a.j1 - j0 < kRowKeys ? a.j1 - j0 : kRowKeys;
         // The step's dots (key jj, head g at sc[jj * HB + g]), their last sums four at a time.
         __m256 lh[kRowKeys * HB];
         float sc[kRowKeys * HB + 3];
-        for (int64_t jj = 0; jj < nj; ++jj) dots_f16_ggml<HB>(dk, a.k + (j0 + jj) * a.ldk, qf, dk, lh + jj * HB);
+        // The K and V rows are strided in the cache and evicted by the weights between steps: each K row is
+        // fetched kPrefetchKeys keys ahead of its dot, and this step's V rows meanwhile.
+        for (int64_t jj = 0; jj < nj; ++jj) {
+            if (j0 + jj + kPrefetchKeys < a.j1)
+                for (int64_t l = 0; l < kb; ++l)
+                    _mm_prefetch(reinterpret_cast<const char*>(a.k + (j0 + jj + kPrefetchKeys) * a.ldk) + 64 * l,
+                                 _MM_HINT_T0);
+            for (int64_t l = 0; l < vb; ++l)
+                _mm_prefetch(reinterpret_cast<const char*>(a.v + (j0 + jj) * a.ldv) + 64 * l, _MM_HINT_T0);
+            dots_f16_ggml<HB>(dk, a.k + (j0 + jj) * a.ldk, qf, dk, lh + jj * HB);
+        }
         int64_t i = 0;
         for (; i + 4 <= nj * HB; i += 4) hsum4(lh + i, sc + i);
         for (; i < nj * HB; ++i) sc[i] = hsum(lh[i]);
@@ -387,10 +414,7 @@ void flash_attn_row_block(const FlashRowF16Args& a, int64_t g0) {
             }
         }
     }
-    for (int g = 0; g < HB; ++g) {
-        const float inv = sum[g] == 0.0f ? 0.0f : 1.0f / sum[g];
-        for (int64_t d = 0; d < dv; ++d) y[g * ldy + d] *= inv;
-    }
+    for (int g = 0; g < HB; ++g) finish_row(a, g0 + g, m[g], sum[g]);
 }
 
 // One head: flash_attn_row_one (the next step's softmax overlapped with the V updates); several: blocks
@@ -401,6 +425,7 @@ void flash_attn_row_f16(const FlashRowF16Args& a) {
             FlashRowF16Args h = a;
             h.q = a.q + g * a.ldq;
             h.y = a.y + g * a.ldy;
+            if (a.ms != nullptr) h.ms = a.ms + 2 * g;
             flash_attn_row_one(h);
         }
         return;
