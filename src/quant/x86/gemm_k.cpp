@@ -30,7 +30,9 @@
 //     (lane r = row r's chain); a super-block of the group is unpacked once into that lane order
 //     (block_q4_Kx8's, unpacked) for up to 64 columns, so a column's integer sums need only broadcast
 //     activations (VNNI dpbusd, else maddubs). GEMV (tile_q4k_8rows): 8 rows per float vector, the
-//     8 rows' integer sums by one transpose-add. The rows after the last group of 8 one at a time.
+//     8 rows' integer sums by one transpose-add; with AVX-512 a decode's single column takes
+//     gemv_q4k_8rows_zmm, the same integers from 512-bit registers (two sub-blocks per register, scales
+//     by dpwssd). The rows after the last group of 8 one at a time.
 // For the other tiles every column runs the same operations whatever the tile width (see gemm_q32.cpp).
 #include <algorithm>
 
@@ -659,9 +661,106 @@ void q6k_rows_gemm(const GemmArgs& g, int64_t r0) {
     }
 }
 
+#if defined(__AVX512F__)
+// pshufb indices that turn a scale qword broadcast to every 64-bit element into int16 multipliers:
+// sub-block a's scale in the 16 lanes of the lower 256 bits, sub-block b's in the upper ones.
+inline __m512i scale_index(int a, int b) {
+    alignas(64) int8_t idx[64];
+    for (int k = 0; k < 64; ++k) idx[k] = int8_t(k % 2 != 0 ? -128 : k < 32 ? a : b);
+    return _mm512_load_si512(idx);
+}
+
+// tile_q4k_8rows<1> (a decode's one column) with 512-bit integer sums: each row's super-block isum and
+// imin are the same exact integers, formed in another order (codes of two sub-blocks per register
+// against the activations laid out to match, maddubs pairs weighted by the scales with dpwssd; the
+// mins' products with the activation's bsum pairs by madd), then the same float chains, lane r = row
+// r0 + r.
+void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t r0) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ8K* a = static_cast<const BlockQ8K*>(g.a);
+    const BlockQ4K* w[8];
+    for (int r = 0; r < 8; ++r) {
+        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+    }
+    const __m512i low = _mm512_set1_epi8(15);
+    const __m512i idx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
+    auto cat = [](const int8_t* x, const int8_t* y) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(load256(x)), load256(y), 1);
+    };
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const BlockQ8K& ab = a[b];
+        // The elements of register k of a row's codes: qs[0..63] holds elements 0..31 | 64..95 in its low
+        // nibbles (sub-blocks 0 | 2) and 32..63 | 96..127 in its high ones (1 | 3); qs[64..127] likewise.
+        const __m512i act[4] = {cat(ab.qs, ab.qs + 64), cat(ab.qs + 32, ab.qs + 96), cat(ab.qs + 128, ab.qs + 192),
+                                cat(ab.qs + 160, ab.qs + 224)};
+        // Sub-block j's activation sum: bsums 2j + 2j + 1 (|sum| <= 32 * 128, no wrap).
+        const __m128i bp = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums + 8)));
+        __m512i isum[8];
+        __m128i imin[8];
+        alignas(32) float d[8], dmin[8];
+        for (int r = 0; r < 8; ++r) {
+            const BlockQ4K& x = w[r][b];
+            prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w[r] + b);
+            // The 6-bit scales (u[0], u[1]) and mins (u[2], u[3]) as bytes (q4_k.h's layout).
+            uint32_t u[4];
+            std::memcpy(u, x.scales, 12);
+            u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+            const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
+            u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+            u[0] &= 0x3f3f3f3f;
+            const __m512i sc = _mm512_set1_epi64(int64_t(uint64_t(u[0]) | uint64_t(u[1]) << 32));
+            const __m512i x0 = _mm512_loadu_si512(x.qs), x1 = _mm512_loadu_si512(x.qs + 64);
+            const __m512i q[4] = {_mm512_and_si512(x0, low), _mm512_and_si512(_mm512_srli_epi16(x0, 4), low),
+                                  _mm512_and_si512(x1, low), _mm512_and_si512(_mm512_srli_epi16(x1, 4), low)};
+            // |maddubs pair| <= 2 * 15 * 128 and every scale < 64: exact in int16 / int32.
+            __m512i t = _mm512_setzero_si512();
+            for (int k = 0; k < 4; ++k)
+                t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q[k], act[k]), _mm512_shuffle_epi8(sc, idx[k]));
+            isum[r] = t;
+            const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(uint64_t(mins_lo) | uint64_t(u[3]) << 32)));
+            imin[r] = _mm_madd_epi16(m, bp);
+            d[r] = h2f(x.d);
+            dmin[r] = h2f(x.dmin);
+        }
+        // Lane r = the sum of isum[r]'s 16 lanes: pairs of rows, then quads per 128-bit lane, then the lanes.
+        __m512i t2[4];
+        for (int k = 0; k < 4; ++k) {
+            t2[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(isum[2 * k], isum[2 * k + 1]),
+                                     _mm512_unpackhi_epi32(isum[2 * k], isum[2 * k + 1]));
+        }
+        const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(t2[0], t2[1]), _mm512_unpackhi_epi64(t2[0], t2[1]));
+        const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(t2[2], t2[3]), _mm512_unpackhi_epi64(t2[2], t2[3]));
+        const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                           _mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(3, 1, 3, 1)));
+        const __m256i is = _mm512_castsi512_si256(_mm512_add_epi32(
+            _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 2, 0)), _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 3, 1))));
+        const __m128i m03 = _mm_hadd_epi32(_mm_hadd_epi32(imin[0], imin[1]), _mm_hadd_epi32(imin[2], imin[3]));
+        const __m128i m47 = _mm_hadd_epi32(_mm_hadd_epi32(imin[4], imin[5]), _mm_hadd_epi32(imin[6], imin[7]));
+        const __m256 ad = _mm256_set1_ps(ab.d);
+        const __m256 dd = _mm256_mul_ps(_mm256_load_ps(d), ad), dm = _mm256_mul_ps(_mm256_load_ps(dmin), ad);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), dd, acc);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(m47, m03)), dm, accm);
+    }
+    _mm256_storeu_ps(g.y + r0, _mm256_sub_ps(acc, accm));
+}
+#endif
+
 template <int NC>
 void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
     const int64_t nr8 = g.nr - g.nr % 8;
+#if defined(__AVX512F__)
+    if constexpr (NC == 1) {
+        GemmArgs gc = g;
+        gc.a = static_cast<const uint8_t*>(g.a) + c0 * g.a_stride;
+        gc.y = g.y + c0 * g.ldy;
+        gc.nc = 1;
+        for (int64_t r0 = 0; r0 < nr8; r0 += 8) gemv_q4k_8rows_zmm(gc, r0);
+        if (nr8 < g.nr) tile_q4k_rows<NC>(g, c0, nr8);
+        return;
+    }
+#endif
     for (int64_t r0 = 0; r0 < nr8; r0 += 8) tile_q4k_8rows<NC>(g, c0, r0);
     if (nr8 < g.nr) tile_q4k_rows<NC>(g, c0, nr8);
 }
