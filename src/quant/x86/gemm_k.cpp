@@ -13,7 +13,9 @@
 //     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
 //       so every lane carries its own offset; result hsum(acc). With 4 or more columns, groups of 16
 //       (AVX-512) or 8 rows run with the rows in the float lanes (q6k_rows_gemm): the same 8 float
-//       chains per output, as 8 vectors, a super-block unpacked once per 64 columns.
+//       chains per output, as 8 vectors, a super-block unpacked once per 64 columns. With AVX-512 a
+//       decode's single column takes gemv_q6k_zmm: the same 8 int32 lanes formed two pieces per
+//       512-bit register.
 //   - tile_q4k_8x8 (ggml's repacked Q4_K, q4_K_8x8_q8_K, which llama.cpp uses for Q4_K weights with a
 //     multiple of 8 rows). llama.cpp multiplies the first nc - nc % 4 columns with ggml_gemm_q4_K_8x8_q8_K
 //     and each remaining column with ggml_gemv_q4_K_8x8_q8_K, whose float orders differ:
@@ -803,7 +805,68 @@ void gemm_q4k_8x8(const GemmArgs& g) {
 }
 
 // Q6_K: tiles of 4 or more columns with the rows in the lanes (groups of 16 / 8 rows), the rest by tile.
+#if defined(__AVX512F__)
+// tile<KQ6K, 1> (a decode's one column) with 512-bit integer sums: per super-block the same 8 int32
+// lanes (lane l: bytes 4l .. 4l + 3 of every 32-element piece, times the scale of the piece's half,
+// minus 32 times the activations' sum), two pieces per register and their halves added at the end,
+// then the same float chain and hsum.
+void gemv_q6k_zmm(const GemmArgs& g) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ8K* a = static_cast<const BlockQ8K*>(g.a);
+    const __m512i low = _mm512_set1_epi8(15), top2 = _mm512_set1_epi8(0x30), m32 = _mm512_set1_epi8(32);
+    // Pieces 2k and 2k + 1 share a register: the high bits of piece 4n + j are qh bits 2j, 2j + 1.
+    const __m512i shl_42 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr_02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    // int16 scale lane patterns: 128-bit lane L of register k holds scale 4k + L.
+    __m512i sidx[4];
+    for (int k = 0; k < 4; ++k) {
+        alignas(64) int16_t idx[32];
+        for (int i = 0; i < 32; ++i) idx[i] = int16_t(4 * k + i / 8);
+        sidx[k] = _mm512_load_si512(idx);
+    }
+    for (int64_t r = 0; r < g.nr; ++r) {
+        const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            prefetch_ahead<int64_t(sizeof(BlockQ6K))>(w + b);
+            const BlockQ6K& x = w[b];
+            const BlockQ8K& ab = a[b];
+            const __m512i s16 = _mm512_zextsi256_si512(
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales))));
+            __m512i sumi = _mm512_setzero_si512();
+            for (int n = 0; n < 2; ++n) {
+                const __m512i l = _mm512_loadu_si512(x.ql + 64 * n);
+                const __m512i h = _mm512_broadcast_i64x4(load256(x.qh + 32 * n));
+                // Pieces 4n, 4n + 1: low nibbles, qh bits 0-1 / 2-3; pieces 4n + 2, 4n + 3: high nibbles, bits 4-5 /
+                // 6-7.
+                const __m512i q01 =
+                    _mm512_or_si512(_mm512_and_si512(l, low), _mm512_and_si512(_mm512_sllv_epi16(h, shl_42), top2));
+                const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low),
+                                                    _mm512_and_si512(_mm512_srlv_epi16(h, shr_02), top2));
+                const __m512i q[2] = {q01, q23};
+                for (int j = 0; j < 2; ++j) {
+                    const int k = 2 * n + j;  // pieces 2k, 2k + 1
+                    const __m512i aq = _mm512_loadu_si512(ab.qs + 64 * k);
+                    // |pair| <= 2 * 63 * 128, |32 * pair of a| <= 2 * 32 * 128: the difference fits in int16.
+                    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q[j], aq), _mm512_maddubs_epi16(m32, aq));
+                    sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(sidx[k], s16));
+                }
+            }
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(ab.d * h2f(x.d)), acc);
+        }
+        g.y[r] = hsum(acc);
+    }
+}
+#endif
+
 void gemm_q6k(const GemmArgs& g) {
+#if defined(__AVX512F__)
+    if (g.nc == 1) {
+        gemv_q6k_zmm(g);
+        return;
+    }
+#endif
     if (g.nc < 4) {
         gemm<KQ6K>(g);
         return;
