@@ -9,7 +9,8 @@
 //     Q4_K: the mins in 4 lanes, lane i = sub-blocks 2i and 2i+1 (bsums added pairwise first):
 //       accm += float(mins) * (a.d * dmin); result hsum(acc) - (accm0 + accm2 + (accm1 + accm3)).
 //     Q5_K: the mins summed in integers per super-block: summs += float(imin) * (a.d * dmin) (scalar);
-//       result hsum(acc) - summs.
+//       result hsum(acc) - summs. With AVX-512 a decode's single column takes gemv_q5k_zmm (the same
+//       integers from 512-bit registers).
 //     Q6_K: the -32 offset applied per 16-bit pair before the scales (maddubs(q, a) - maddubs(32, a)),
 //       so every lane carries its own offset; result hsum(acc). With 4 or more columns, groups of 16
 //       (AVX-512) or 8 rows run with the rows in the float lanes (q6k_rows_gemm): the same 8 float
@@ -664,6 +665,39 @@ void q6k_rows_gemm(const GemmArgs& g, int64_t r0) {
 }
 
 #if defined(__AVX512F__)
+// The 6-bit scales and mins of a Q4_K / Q5_K super-block (q4_k.h's layout, as scales_k4) as 8 bytes each,
+// sub-block j in byte j.
+struct ScalesMins8 {
+    uint64_t sc, m;
+};
+inline ScalesMins8 scales_mins8(const uint8_t s[12]) {
+    uint32_t u[3];
+    std::memcpy(u, s, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    return {uint64_t(sc_lo) | uint64_t(sc_hi) << 32, uint64_t(m_lo) | uint64_t(m_hi) << 32};
+}
+
+// A Q8_K block's quants laid out as the registers of a Q4_K / Q5_K super-block's codes: qs[0..63] holds
+// elements 0..31 | 64..95 in its low nibbles (sub-blocks 0 | 2) and 32..63 | 96..127 in its high ones
+// (1 | 3), qs[64..127] likewise, so register k is sub-blocks (0 | 2), (1 | 3), (4 | 6), (5 | 7).
+inline void act_pairs(const BlockQ8K& ab, __m512i act[4]) {
+    auto cat = [](const int8_t* x, const int8_t* y) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(load256(x)), load256(y), 1);
+    };
+    act[0] = cat(ab.qs, ab.qs + 64);
+    act[1] = cat(ab.qs + 32, ab.qs + 96);
+    act[2] = cat(ab.qs + 128, ab.qs + 192);
+    act[3] = cat(ab.qs + 160, ab.qs + 224);
+}
+
+// Sub-block j's activation sum, bsums 2j + 2j + 1, in int16 lane j (|sum| <= 32 * 128: no wrap).
+inline __m128i bsum_pairs(const BlockQ8K& ab) {
+    return _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums)),
+                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums + 8)));
+}
+
 // pshufb indices that turn a scale qword broadcast to every 64-bit element into int16 multipliers:
 // sub-block a's scale in the 16 lanes of the lower 256 bits, sub-block b's in the upper ones.
 inline __m512i scale_index(int a, int b) {
@@ -686,33 +720,20 @@ void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t r0) {
     }
     const __m512i low = _mm512_set1_epi8(15);
     const __m512i idx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
-    auto cat = [](const int8_t* x, const int8_t* y) {
-        return _mm512_inserti64x4(_mm512_castsi256_si512(load256(x)), load256(y), 1);
-    };
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
         const BlockQ8K& ab = a[b];
-        // The elements of register k of a row's codes: qs[0..63] holds elements 0..31 | 64..95 in its low
-        // nibbles (sub-blocks 0 | 2) and 32..63 | 96..127 in its high ones (1 | 3); qs[64..127] likewise.
-        const __m512i act[4] = {cat(ab.qs, ab.qs + 64), cat(ab.qs + 32, ab.qs + 96), cat(ab.qs + 128, ab.qs + 192),
-                                cat(ab.qs + 160, ab.qs + 224)};
-        // Sub-block j's activation sum: bsums 2j + 2j + 1 (|sum| <= 32 * 128, no wrap).
-        const __m128i bp = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums)),
-                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums + 8)));
+        __m512i act[4];
+        act_pairs(ab, act);
+        const __m128i bp = bsum_pairs(ab);
         __m512i isum[8];
         __m128i imin[8];
         alignas(32) float d[8], dmin[8];
         for (int r = 0; r < 8; ++r) {
             const BlockQ4K& x = w[r][b];
             prefetch_ahead<int64_t(sizeof(BlockQ4K))>(w[r] + b);
-            // The 6-bit scales (u[0], u[1]) and mins (u[2], u[3]) as bytes (q4_k.h's layout).
-            uint32_t u[4];
-            std::memcpy(u, x.scales, 12);
-            u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-            const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-            u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-            u[0] &= 0x3f3f3f3f;
-            const __m512i sc = _mm512_set1_epi64(int64_t(uint64_t(u[0]) | uint64_t(u[1]) << 32));
+            const ScalesMins8 sm = scales_mins8(x.scales);
+            const __m512i sc = _mm512_set1_epi64(int64_t(sm.sc));
             const __m512i x0 = _mm512_loadu_si512(x.qs), x1 = _mm512_loadu_si512(x.qs + 64);
             const __m512i q[4] = {_mm512_and_si512(x0, low), _mm512_and_si512(_mm512_srli_epi16(x0, 4), low),
                                   _mm512_and_si512(x1, low), _mm512_and_si512(_mm512_srli_epi16(x1, 4), low)};
@@ -721,7 +742,7 @@ void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t r0) {
             for (int k = 0; k < 4; ++k)
                 t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q[k], act[k]), _mm512_shuffle_epi8(sc, idx[k]));
             isum[r] = t;
-            const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(uint64_t(mins_lo) | uint64_t(u[3]) << 32)));
+            const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sm.m)));
             imin[r] = _mm_madd_epi16(m, bp);
             d[r] = h2f(x.d);
             dmin[r] = h2f(x.dmin);
@@ -860,6 +881,72 @@ void gemv_q6k_zmm(const GemmArgs& g) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// tile<KQ5K, 1> (a decode's one column) with 512-bit integer sums: per super-block the same 8 int32
+// lanes (lane l: bytes 4l .. 4l + 3 of every 32-element sub-block times its scale) from two sub-blocks
+// per register, laid out as gemv_q4k_8rows_zmm's (the fifth bits from qh by per-half variable shifts),
+// their halves added at the end; the mins as one exact integer per super-block; then the same float
+// chain, scalar mins sum and hsum.
+void gemv_q5k_zmm(const GemmArgs& g) {
+    const int64_t nb = g.n / QK_K;
+    const BlockQ8K* a = static_cast<const BlockQ8K*>(g.a);
+    const __m512i low = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(16);
+    const __m512i idx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
+    // Register k holds sub-blocks (0 | 2), (1 | 3), (4 | 6), (5 | 7): qh bit j of byte l is sub-block j's
+    // fifth bit of element l, moved to bit 4 by a left shift of 4 - j or a right shift of j - 4.
+    auto halves = [](int x, int y) {
+        alignas(64) int16_t v[32];
+        for (int i = 0; i < 32; ++i) v[i] = int16_t(i < 16 ? x : y);
+        return _mm512_load_si512(v);
+    };
+    const __m512i shl[2] = {halves(4, 2), halves(3, 1)}, shr[2] = {halves(0, 2), halves(1, 3)};
+    for (int64_t r = 0; r < g.nr; ++r) {
+        const BlockQ5K* w = reinterpret_cast<const BlockQ5K*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
+        __m256 acc = _mm256_setzero_ps();
+        float summs = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+            prefetch_ahead<int64_t(sizeof(BlockQ5K))>(w + b);
+            const BlockQ5K& x = w[b];
+            const BlockQ8K& ab = a[b];
+            const ScalesMins8 sm = scales_mins8(x.scales);
+            const __m512i sc = _mm512_set1_epi64(int64_t(sm.sc));
+            const __m512i h = _mm512_broadcast_i64x4(load256(x.qh));
+            const __m512i x0 = _mm512_loadu_si512(x.qs), x1 = _mm512_loadu_si512(x.qs + 64);
+            const __m512i q[4] = {
+                _mm512_or_si512(_mm512_and_si512(x0, low), _mm512_and_si512(_mm512_sllv_epi16(h, shl[0]), bit4)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x0, 4), low),
+                                _mm512_and_si512(_mm512_sllv_epi16(h, shl[1]), bit4)),
+                _mm512_or_si512(_mm512_and_si512(x1, low), _mm512_and_si512(_mm512_srlv_epi16(h, shr[0]), bit4)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), low),
+                                _mm512_and_si512(_mm512_srlv_epi16(h, shr[1]), bit4))};
+            __m512i act[4];
+            act_pairs(ab, act);
+            // |maddubs pair| <= 2 * 31 * 128 and every scale < 64: exact in int16 / int32.
+            __m512i sumi = _mm512_setzero_si512();
+            for (int k = 0; k < 4; ++k)
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[k], act[k]), _mm512_shuffle_epi8(sc, idx[k]));
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            const __m128i bp = bsum_pairs(ab);
+            const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sm.m)));
+            const __m128i pm = _mm_madd_epi16(m, bp);
+            const __m128i pm2 = _mm_add_epi32(pm, _mm_unpackhi_epi64(pm, pm));
+            const int imin = _mm_cvtsi128_si32(_mm_add_epi32(pm2, _mm_shuffle_epi32(pm2, 1)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(ab.d * h2f(x.d)), acc);
+            summs = fma1(float(imin), ab.d * h2f(x.dmin), summs);
+        }
+        g.y[r] = hsum(acc) - summs;
+    }
+}
+
+void gemm_q5k(const GemmArgs& g) {
+    if (g.nc == 1) {
+        gemv_q5k_zmm(g);
+        return;
+    }
+    gemm<KQ5K>(g);
+}
+#endif
+
 void gemm_q6k(const GemmArgs& g) {
 #if defined(__AVX512F__)
     if (g.nc == 1) {
@@ -891,7 +978,11 @@ void gemm_q6k(const GemmArgs& g) {
 void fill_gemm_k(KernelTable& t) {
     t.gemm_q4k_8x8 = gemm_q4k_8x8;
     t.gemm[int(GgmlType::Q4_K)] = gemm<KQ4K>;
+#if defined(__AVX512F__)
+    t.gemm[int(GgmlType::Q5_K)] = gemm_q5k;
+#else
     t.gemm[int(GgmlType::Q5_K)] = gemm<KQ5K>;
+#endif
     t.gemm[int(GgmlType::Q6_K)] = gemm_q6k;
 }
 
