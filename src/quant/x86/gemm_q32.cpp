@@ -131,6 +131,7 @@ struct KIQ4_NL {
     using A = BlockQ8_0;
     static constexpr bool kSigned = true, kOffset = false, kTwoChains = true;
     static Unpacked unpack(const W& w) { return make<true>(lookup16(kIq4nlValues, unpack_nibbles_16(w.qs)), h2f(w.d)); }
+    static constexpr const int8_t* kTable = kIq4nlValues;
     static constexpr int kBias = 128;
     static __m256i codes(const W& w) { return _mm256_xor_si256(unpack(w).q, _mm256_set1_epi8(-128)); }
     static float scale(const W& w) { return h2f(w.d); }
@@ -143,6 +144,7 @@ struct KMXFP4 {
     static Unpacked unpack(const W& w) {
         return make<true>(lookup16(kMxfp4Values, unpack_nibbles_16(w.qs)), e8m0_half(w.e));
     }
+    static constexpr const int8_t* kTable = kMxfp4Values;
     static constexpr int kBias = 128;
     static __m256i codes(const W& w) { return _mm256_xor_si256(unpack(w).q, _mm256_set1_epi8(-128)); }
     static float scale(const W& w) { return e8m0_half(w.e); }
@@ -308,7 +310,10 @@ void tile_pairs(const GemmArgs& g, int64_t c0) {
 // per pair. Lane by lane these are the operations of tile<K, 1> (its even-block accumulator is the low half, its
 // odd-block accumulator the high half; the offset sums of even and odd blocks sit in lanes 1 and 3), so the results are
 // bit-identical to tile<K, 1> and to the prefill tiles. The activation scales are widened to float once per call.
+// The table formats (IQ4_NL, MXFP4) look both blocks' codes up in one register, biased by 128 to unsigned bytes, and
+// start each dot from -128 times the activations' lane sums (computed once per call): the same integer lanes.
 constexpr int64_t kMaxGemvBlocks = 4096;  // rows up to 131072 elements; longer rows take tile<K, 1>
+constexpr int64_t kMaxCorrBlocks = 1024;  // table formats' one-register pair path: rows up to 32768 elements
 
 template <class K>
 void gemv_pairs(const GemmArgs& g) {
@@ -330,6 +335,25 @@ void gemv_pairs(const GemmArgs& g) {
     const __m512i halves = K::kOffset ? _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0)
                                       : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const int64_t n_pairs = nb / 2;
+    // Table formats (IQ4_NL, MXFP4) with rows of up to kMaxCorrBlocks blocks: -128 * (the sum of each
+    // 4-quant lane) per block pair, once per call (see the pair loop).
+    [[maybe_unused]] __m512i table = _mm512_setzero_si512();
+    alignas(64) int32_t corr[kMaxCorrBlocks * 8];
+    bool lut = false;
+    if constexpr (!K::kOffset) {
+        lut = nb <= kMaxCorrBlocks;
+        if (lut) {
+            table =
+                _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(K::kTable))),
+                                 _mm512_set1_epi8(-128));
+            for (int64_t b = 0; b < nb; ++b)
+                _mm256_store_si256(
+                    reinterpret_cast<__m256i*>(corr + 8 * b),
+                    _mm256_sub_epi32(_mm256_setzero_si256(),
+                                     _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                                         _mm256_set1_epi8(static_cast<char>(0x80)), load256(a[b].qs))));
+        }
+    }
     for (int64_t r = 0; r < g.nr; ++r) {
         const W* w = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
         __m512 acc = _mm512_setzero_ps();
@@ -360,12 +384,35 @@ void gemv_pairs(const GemmArgs& g) {
                 return _mm_unpacklo_ps(_mm_set_ss(u0.d), _mm_set_ss(u1.d));
             }
         };
-        for (int64_t i = 0; i < n_pairs; ++i) {
-            const int64_t b = 2 * i;
-            prefetch_ahead(w + b);
-            const Unpacked u0 = K::unpack(w[b]), u1 = K::unpack(w[b + 1]);
-            const __m512i aq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), load256(a[b + 1].qs), 1);
-            step(u0, u1, aq, scales(w[b], w[b + 1], u0, u1), b);
+        if (lut) {
+            // The codes of two blocks in one register, looked up biased by 128 (unsigned); the dot starts
+            // from the activations' -128 * (sum of each lane's 4 quants), so the lanes are the same integers.
+            for (int64_t i = 0; i < n_pairs; ++i) {
+                const int64_t b = 2 * i;
+                prefetch_ahead(w + b);
+                const __m512i dup = _mm512_mask_broadcast_i32x4(
+                    _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs))),
+                    __mmask16(0xff00), _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b + 1].qs)));
+                const __m512i nib =
+                    _mm512_and_si512(_mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4), _mm512_set1_epi8(15));
+                const __m512i aq =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), load256(a[b + 1].qs), 1);
+                const __m512i si =
+                    _mm512_dpbusd_epi32(_mm512_load_si512(corr + 8 * b), _mm512_shuffle_epi8(table, nib), aq);
+                const __m128 wsc = _mm_unpacklo_ps(_mm_set_ss(K::scale(w[b])), _mm_set_ss(K::scale(w[b + 1])));
+                const __m128 prod = _mm_mul_ps(wsc, _mm_loadu_ps(sc + b));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si),
+                                      _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(prod)), acc);
+            }
+        } else {
+            for (int64_t i = 0; i < n_pairs; ++i) {
+                const int64_t b = 2 * i;
+                prefetch_ahead(w + b);
+                const Unpacked u0 = K::unpack(w[b]), u1 = K::unpack(w[b + 1]);
+                const __m512i aq =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), load256(a[b + 1].qs), 1);
+                step(u0, u1, aq, scales(w[b], w[b + 1], u0, u1), b);
+            }
         }
         if (nb % 2 != 0) {
             // The last block alone, in the even half; the odd half multiplies zeros by a zero scale.
