@@ -295,7 +295,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{3, 1, 64, 64, 37, 65, 0, GgmlType::F16, 2}, AttnCase{8, 8, 128, 64, 10, 100, 0, GgmlType::F32, 3},
         AttnCase{16, 2, 256, 256, 100, 70, 0, GgmlType::F16, 2}, AttnCase{3, 1, 64, 64, 0, 512, 0, GgmlType::F16, 2},
         // One-token decode over a view of >= 512 cells: llama.cpp's split-KV path on -fa on.
-        AttnCase{6, 2, 64, 64, 600, 1, 0, GgmlType::F16, 2}, AttnCase{8, 2, 64, 48, 900, 1, 0, GgmlType::F16, 3}));
+        AttnCase{6, 2, 64, 64, 600, 1, 0, GgmlType::F16, 2}, AttnCase{8, 2, 64, 48, 900, 1, 0, GgmlType::F16, 3},
+        AttnCase{8, 2, 256, 256, 700, 1, 0, GgmlType::F16, 3}));  // heads merged on several threads
 
 // llama.cpp's attention arithmetic for an F16 cache, written out one element at a time for one (token,
 // head) over its visible cells [j0, j1) of a cache holding n_kv cells (the softmax's ggml_v_expf steps

@@ -389,27 +389,33 @@ void CpuOps::group_item(const GgmlAttn& a, int64_t item) const {
 
 // The split ranges' partials merged head by head as llama.cpp does: ranges in order, a range with a zero
 // sum skipped, M = fmaxf(M, m_c), acc = acc * expf(M_old - M) + acc_c * expf(m_c - M) (the second
-// product inside the FMA, as GCC contracts ggml's expression) and likewise the sum, then acc / S.
-void CpuOps::merge_splits(const GgmlAttn& a) const {
+// product inside the FMA, as GCC contracts ggml's expression) and likewise the sum, then acc / S. Heads
+// are spread over the threads once there is enough of them (many threads: many ranges per head).
+void CpuOps::merge_splits(const GgmlAttn& a) {
     const int64_t n_head = a.g.n_head, dv = a.g.dv;
-    for (int64_t h = 0; h < n_head; ++h) {
-        float* y = a.y + h * dv;
-        std::fill(y, y + dv, 0.0f);
-        float m = -INFINITY, sum = 0.0f;
-        for (int64_t c = 0; c < a.splits; ++c) {
-            const float* ms = a.part_ms.data() + (c * n_head + h) * 2;
-            const float* acc = a.part_y.data() + (c * n_head + h) * dv;
-            if (ms[1] == 0.0f) continue;
-            const float m_new = std::fmax(m, ms[0]);
-            const float s_old = std::exp(m - m_new), s_new = std::exp(ms[0] - m_new);
-            for (int64_t d = 0; d < dv; ++d) y[d] = std::fma(y[d], s_old, acc[d] * s_new);
-            sum = std::fma(sum, s_old, ms[1] * s_new);
-            m = m_new;
-        }
-        if (sum != 0.0f) {
-            const float inv = 1.0f / sum;
-            for (int64_t d = 0; d < dv; ++d) y[d] *= inv;
-        }
+    pool_.parallel_for(n_head, std::max<int64_t>(1, 2048 / (a.splits * dv)), [&](int64_t h0, int64_t h1) {
+        for (int64_t h = h0; h < h1; ++h) merge_head(a, h);
+    });
+}
+
+void CpuOps::merge_head(const GgmlAttn& a, int64_t h) {
+    const int64_t n_head = a.g.n_head, dv = a.g.dv;
+    float* y = a.y + h * dv;
+    std::fill(y, y + dv, 0.0f);
+    float m = -INFINITY, sum = 0.0f;
+    for (int64_t c = 0; c < a.splits; ++c) {
+        const float* ms = a.part_ms.data() + (c * n_head + h) * 2;
+        const float* acc = a.part_y.data() + (c * n_head + h) * dv;
+        if (ms[1] == 0.0f) continue;
+        const float m_new = std::fmax(m, ms[0]);
+        const float s_old = std::exp(m - m_new), s_new = std::exp(ms[0] - m_new);
+        for (int64_t d = 0; d < dv; ++d) y[d] = std::fma(y[d], s_old, acc[d] * s_new);
+        sum = std::fma(sum, s_old, ms[1] * s_new);
+        m = m_new;
+    }
+    if (sum != 0.0f) {
+        const float inv = 1.0f / sum;
+        for (int64_t d = 0; d < dv; ++d) y[d] *= inv;
     }
 }
 

@@ -135,7 +135,8 @@ private:
                           const AttnParams& p, float* y, int64_t batch_tok);
     void ggml_item(const GgmlAttn& a, int64_t item) const;
     void group_item(const GgmlAttn& a, int64_t item) const;
-    void merge_splits(const GgmlAttn& a) const;
+    void merge_splits(const GgmlAttn& a);
+    static void merge_head(const GgmlAttn& a, int64_t h);
     // attention's checks and traffic count; true when the call takes attention_f32.
     bool attention_checks(const Act& q, int64_t n_tok, KvHandle kv, std::span<const int32_t> pos, const AttnParams& p);
 
