@@ -33,7 +33,7 @@
 //     (lane r = row r's chain); a super-block of the group is unpacked once into that lane order
 //     (block_q4_Kx8's, unpacked) for up to 64 columns, so a column's integer sums need only broadcast
 //     activations (VNNI dpbusd, else maddubs). GEMV (tile_q4k_8rows): 8 rows per float vector, the
-//     8 rows' integer sums by one transpose-add; with AVX-512 a decode's single column takes
+//     8 rows' integer sums by one transpose-add; with AVX-512 these 1..3 columns take
 //     gemv_q4k_8rows_zmm, the same integers from 512-bit registers (two sub-blocks per register, scales
 //     by dpwssd). The rows after the last group of 8 one at a time.
 // For the other tiles every column runs the same operations whatever the tile width (see gemm_q32.cpp).
@@ -706,28 +706,35 @@ inline __m512i scale_index(int a, int b) {
     return _mm512_load_si512(idx);
 }
 
-// tile_q4k_8rows<1> (a decode's one column) with 512-bit integer sums: each row's super-block isum and
-// imin are the same exact integers, formed in another order (codes of two sub-blocks per register
-// against the activations laid out to match, maddubs pairs weighted by the scales with dpwssd; the
-// mins' products with the activation's bsum pairs by madd), then the same float chains, lane r = row
-// r0 + r.
-void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t r0) {
+// tile_q4k_8rows<NC> (1..3 columns: a decode's one, or a few) with 512-bit integer sums: each row's
+// super-block isum and imin are the same exact integers, formed in another order (codes of two
+// sub-blocks per register, unpacked once for the columns, against the activations laid out to match,
+// maddubs pairs weighted by the scales with dpwssd; the mins' products with the activation's bsum pairs
+// by madd), then the same float chains, lane r = row r0 + r.
+template <int NC>
+void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t c0, int64_t r0) {
     const int64_t nb = g.n / QK_K;
-    const BlockQ8K* a = static_cast<const BlockQ8K*>(g.a);
+    const BlockQ8K* a[NC];
+    for (int c = 0; c < NC; ++c) {
+        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+    }
     const BlockQ4K* w[8];
     for (int r = 0; r < 8; ++r) {
         w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
     }
     const __m512i low = _mm512_set1_epi8(15);
     const __m512i idx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m256 acc[NC], accm[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-        const BlockQ8K& ab = a[b];
-        __m512i act[4];
-        act_pairs(ab, act);
-        const __m128i bp = bsum_pairs(ab);
-        __m512i isum[8];
-        __m128i imin[8];
+        __m512i act[NC][4];
+        __m128i bp[NC];
+        for (int c = 0; c < NC; ++c) {
+            act_pairs(a[c][b], act[c]);
+            bp[c] = bsum_pairs(a[c][b]);
+        }
+        __m512i isum[NC][8];
+        __m128i imin[NC][8];
         alignas(32) float d[8], dmin[8];
         for (int r = 0; r < 8; ++r) {
             const BlockQ4K& x = w[r][b];
@@ -737,36 +744,47 @@ void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t r0) {
             const __m512i x0 = _mm512_loadu_si512(x.qs), x1 = _mm512_loadu_si512(x.qs + 64);
             const __m512i q[4] = {_mm512_and_si512(x0, low), _mm512_and_si512(_mm512_srli_epi16(x0, 4), low),
                                   _mm512_and_si512(x1, low), _mm512_and_si512(_mm512_srli_epi16(x1, 4), low)};
-            // |maddubs pair| <= 2 * 15 * 128 and every scale < 64: exact in int16 / int32.
-            __m512i t = _mm512_setzero_si512();
-            for (int k = 0; k < 4; ++k)
-                t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q[k], act[k]), _mm512_shuffle_epi8(sc, idx[k]));
-            isum[r] = t;
+            __m512i scale[4];
+            for (int k = 0; k < 4; ++k) scale[k] = _mm512_shuffle_epi8(sc, idx[k]);
             const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sm.m)));
-            imin[r] = _mm_madd_epi16(m, bp);
+            for (int c = 0; c < NC; ++c) {
+                // |maddubs pair| <= 2 * 15 * 128 and every scale < 64: exact in int16 / int32.
+                __m512i t = _mm512_setzero_si512();
+                for (int k = 0; k < 4; ++k) t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q[k], act[c][k]), scale[k]);
+                isum[c][r] = t;
+                imin[c][r] = _mm_madd_epi16(m, bp[c]);
+            }
             d[r] = h2f(x.d);
             dmin[r] = h2f(x.dmin);
         }
-        // Lane r = the sum of isum[r]'s 16 lanes: pairs of rows, then quads per 128-bit lane, then the lanes.
-        __m512i t2[4];
-        for (int k = 0; k < 4; ++k) {
-            t2[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(isum[2 * k], isum[2 * k + 1]),
-                                     _mm512_unpackhi_epi32(isum[2 * k], isum[2 * k + 1]));
+        for (int c = 0; c < NC; ++c) {
+            // Lane r = the sum of isum[c][r]'s 16 lanes: pairs of rows, then quads per 128-bit lane, then the
+            // lanes.
+            const __m512i* s = isum[c];
+            __m512i t2[4];
+            for (int k = 0; k < 4; ++k) {
+                t2[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * k], s[2 * k + 1]),
+                                         _mm512_unpackhi_epi32(s[2 * k], s[2 * k + 1]));
+            }
+            const __m512i q0 =
+                _mm512_add_epi32(_mm512_unpacklo_epi64(t2[0], t2[1]), _mm512_unpackhi_epi64(t2[0], t2[1]));
+            const __m512i q1 =
+                _mm512_add_epi32(_mm512_unpacklo_epi64(t2[2], t2[3]), _mm512_unpackhi_epi64(t2[2], t2[3]));
+            const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                               _mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(3, 1, 3, 1)));
+            const __m256i is =
+                _mm512_castsi512_si256(_mm512_add_epi32(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 2, 0)),
+                                                        _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 3, 1))));
+            const __m128i* mn = imin[c];
+            const __m128i m03 = _mm_hadd_epi32(_mm_hadd_epi32(mn[0], mn[1]), _mm_hadd_epi32(mn[2], mn[3]));
+            const __m128i m47 = _mm_hadd_epi32(_mm_hadd_epi32(mn[4], mn[5]), _mm_hadd_epi32(mn[6], mn[7]));
+            const __m256 ad = _mm256_set1_ps(a[c][b].d);
+            const __m256 dd = _mm256_mul_ps(_mm256_load_ps(d), ad), dm = _mm256_mul_ps(_mm256_load_ps(dmin), ad);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), dd, acc[c]);
+            accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(m47, m03)), dm, accm[c]);
         }
-        const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(t2[0], t2[1]), _mm512_unpackhi_epi64(t2[0], t2[1]));
-        const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(t2[2], t2[3]), _mm512_unpackhi_epi64(t2[2], t2[3]));
-        const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)),
-                                           _mm512_shuffle_i32x4(q0, q1, _MM_SHUFFLE(3, 1, 3, 1)));
-        const __m256i is = _mm512_castsi512_si256(_mm512_add_epi32(
-            _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 2, 0)), _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(0, 0, 3, 1))));
-        const __m128i m03 = _mm_hadd_epi32(_mm_hadd_epi32(imin[0], imin[1]), _mm_hadd_epi32(imin[2], imin[3]));
-        const __m128i m47 = _mm_hadd_epi32(_mm_hadd_epi32(imin[4], imin[5]), _mm_hadd_epi32(imin[6], imin[7]));
-        const __m256 ad = _mm256_set1_ps(ab.d);
-        const __m256 dd = _mm256_mul_ps(_mm256_load_ps(d), ad), dm = _mm256_mul_ps(_mm256_load_ps(dmin), ad);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), dd, acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(m47, m03)), dm, accm);
     }
-    _mm256_storeu_ps(g.y + r0, _mm256_sub_ps(acc, accm));
+    for (int c = 0; c < NC; ++c) _mm256_storeu_ps(g.y + (c0 + c) * g.ldy + r0, _mm256_sub_ps(acc[c], accm[c]));
 }
 #endif
 
@@ -774,17 +792,10 @@ template <int NC>
 void tile_q4k_8x8(const GemmArgs& g, int64_t c0) {
     const int64_t nr8 = g.nr - g.nr % 8;
 #if defined(__AVX512F__)
-    if constexpr (NC == 1) {
-        GemmArgs gc = g;
-        gc.a = static_cast<const uint8_t*>(g.a) + c0 * g.a_stride;
-        gc.y = g.y + c0 * g.ldy;
-        gc.nc = 1;
-        for (int64_t r0 = 0; r0 < nr8; r0 += 8) gemv_q4k_8rows_zmm(gc, r0);
-        if (nr8 < g.nr) tile_q4k_rows<NC>(g, c0, nr8);
-        return;
-    }
-#endif
+    for (int64_t r0 = 0; r0 < nr8; r0 += 8) gemv_q4k_8rows_zmm<NC>(g, c0, r0);
+#else
     for (int64_t r0 = 0; r0 < nr8; r0 += 8) tile_q4k_8rows<NC>(g, c0, r0);
+#endif
     if (nr8 < g.nr) tile_q4k_rows<NC>(g, c0, nr8);
 }
 
