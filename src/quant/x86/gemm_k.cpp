@@ -81,6 +81,17 @@ inline void fill_k4_scales(const uint8_t scales[12], UnpackedK& u) {
                                int16_t(m[6]), int16_t(m[6]), int16_t(m[7]), int16_t(m[7]));
 }
 
+// The Q8_K activation blocks of columns c0 .. c0 + NC - 1, and the Q4_K weight rows r0 .. r0 + 7.
+template <int NC>
+inline void act_columns(const GemmArgs& g, int64_t c0, const BlockQ8K* (&a)[NC]) {
+    for (int c = 0; c < NC; ++c)
+        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+}
+inline void q4k_rows8(const GemmArgs& g, int64_t r0, const BlockQ4K* (&w)[8]) {
+    for (int r = 0; r < 8; ++r)
+        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
+}
+
 enum class MinOrder { Lanes4, Scalar, Offset32 };
 
 struct KQ4K {
@@ -160,9 +171,7 @@ void tile(const GemmArgs& g, int64_t c0) {
     using W = typename K::W;
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
-    for (int c = 0; c < NC; ++c) {
-        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
-    }
+    act_columns(g, c0, a);
     const __m256i m32 = _mm256_set1_epi8(32);
     UnpackedK u;
     for (int64_t r = 0; r < g.nr; ++r) {
@@ -220,9 +229,7 @@ template <int NC>
 void tile_q4k_rows(const GemmArgs& g, int64_t c0, int64_t r_begin) {
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
-    for (int c = 0; c < NC; ++c) {
-        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
-    }
+    act_columns(g, c0, a);
     UnpackedK u;
     for (int64_t r = r_begin; r < g.nr; ++r) {
         const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + r * g.w_stride);
@@ -276,13 +283,9 @@ void tile_q4k_8rows(const GemmArgs& g, int64_t c0, int64_t r0) {
     static_assert(NC < 4, "4-column tiles take the GEMM order: q4k_rows_gemm");
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
-    for (int c = 0; c < NC; ++c) {
-        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
-    }
+    act_columns(g, c0, a);
     const BlockQ4K* w[8];
-    for (int r = 0; r < 8; ++r) {
-        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
-    }
+    q4k_rows8(g, r0, w);
     UnpackedK u[8];
     __m256 acc[NC], accm[NC];
     for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
@@ -715,13 +718,9 @@ template <int NC>
 void gemv_q4k_8rows_zmm(const GemmArgs& g, int64_t c0, int64_t r0) {
     const int64_t nb = g.n / QK_K;
     const BlockQ8K* a[NC];
-    for (int c = 0; c < NC; ++c) {
-        a[c] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
-    }
+    act_columns(g, c0, a);
     const BlockQ4K* w[8];
-    for (int r = 0; r < 8; ++r) {
-        w[r] = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(g.w) + (r0 + r) * g.w_stride);
-    }
+    q4k_rows8(g, r0, w);
     const __m512i low = _mm512_set1_epi8(15);
     const __m512i idx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
     __m256 acc[NC], accm[NC];
