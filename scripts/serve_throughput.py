@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pid", type=int, default=0, help="the server's process id: also report tok per CPU-second")
     args = ap.parse_args()
+    if args.pid and not os.path.exists(f"/proc/{args.pid}/stat"):
+        ap.error(f"--pid {args.pid}: no such process")
     results = {c: [] for c in args.clients}
     per_cpu = {c: [] for c in args.clients}
     for r in range(args.rounds):
@@ -86,7 +88,9 @@ def main():
     for c in args.clients:
         ratio = statistics.median(x / y for x, y in zip(results[c], results[first]))
         print(f"| {c} | {statistics.median(results[c]):.1f} | {ratio:.2f}x |")
-    if args.pid:
+    if args.pid and not all(x > 0 for v in per_cpu.values() for x in v):
+        print(f"\nno CPU time measured for process {args.pid} in some rounds: is it the server's process id?")
+    elif args.pid:
         print(f"\n| clients | tok per server CPU-second (median) | vs {first} client(s), median of per-round ratios |")
         print("|---|---|---|")
         for c in args.clients:
