@@ -312,6 +312,16 @@ void tile_pairs(const GemmArgs& g, int64_t c0) {
 // bit-identical to tile<K, 1> and to the prefill tiles. The activation scales are widened to float once per call.
 // The table formats (IQ4_NL, MXFP4) look both blocks' codes up in one register, biased by 128 to unsigned bytes, and
 // start each dot from -128 times the activations' lane sums (computed once per call): the same integer lanes.
+// The 4-bit codes of two blocks' 16 nibble bytes as 64 bytes, [low nibbles of qs0 | high of qs0 | low of qs1 |
+// high of qs1] (elements 0..31 of each block): two broadcast loads (the second merged into the upper half) make
+// [qs0, qs0, qs1, qs1] without a shuffle, then the odd 128-bit lanes are shifted down by 4 and all masked.
+inline __m512i nibbles2(const uint8_t* qs0, const uint8_t* qs1) {
+    const __m512i dup = _mm512_mask_broadcast_i32x4(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs0))), __mmask16(0xff00),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs1)));
+    return _mm512_and_si512(_mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4), _mm512_set1_epi8(15));
+}
+
 constexpr int64_t kMaxGemvBlocks = 4096;  // rows up to 131072 elements; longer rows take tile<K, 1>
 constexpr int64_t kMaxCorrBlocks = 1024;  // table formats' one-register pair path: rows up to 32768 elements
 
@@ -390,11 +400,7 @@ void gemv_pairs(const GemmArgs& g) {
             for (int64_t i = 0; i < n_pairs; ++i) {
                 const int64_t b = 2 * i;
                 prefetch_ahead(w + b);
-                const __m512i dup = _mm512_mask_broadcast_i32x4(
-                    _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs))),
-                    __mmask16(0xff00), _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b + 1].qs)));
-                const __m512i nib =
-                    _mm512_and_si512(_mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4), _mm512_set1_epi8(15));
+                const __m512i nib = nibbles2(w[b].qs, w[b + 1].qs);
                 const __m512i aq =
                     _mm512_inserti64x4(_mm512_castsi256_si512(load256(a[b].qs)), load256(a[b + 1].qs), 1);
                 const __m512i si =
@@ -662,12 +668,7 @@ void pack_blocks(const GemmArgs& g, int64_t c0, int ncols, int64_t b0, int64_t n
 template <class K>
 inline __m512i codes2(const typename K::W& w0, const typename K::W& w1) {
     if constexpr (std::is_same_v<K, KQ4_0> || std::is_same_v<K, KQ4_1>) {
-        // Two broadcast loads (the second merged into the upper half) make [w0, w0, w1, w1] without a shuffle.
-        const __m512i dup = _mm512_mask_broadcast_i32x4(
-            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.qs))), __mmask16(0xff00),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.qs)));
-        const __m512i hi = _mm512_mask_srli_epi16(dup, __mmask32(0xff00ff00), dup, 4);
-        return _mm512_and_si512(hi, _mm512_set1_epi8(15));
+        return nibbles2(w0.qs, w1.qs);
     } else if constexpr (std::is_same_v<K, KQ8_0>) {
         const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w0.qs)), load256(w1.qs), 1);
         return _mm512_xor_si512(x, _mm512_set1_epi8(-128));
