@@ -816,6 +816,16 @@ std::span<const Option> options() {
         },
         {
             .group = "server",
+            .names = {"--exact-batches"},
+            .help = "decode steps of several sequences in ggml's float order, each sequence's logits bit-identical to "
+                    "its decode alone (default: a faster order for Q4_1 weights, which sums each block's integer "
+                    "products before converting; the logits differ in rounding only)",
+            .env = "FERRY_ARG_EXACT_BATCHES",
+            .commands = cmd::serve,
+            .set_switch = [](Params& p, bool on) { p.exact_batches = on; },
+        },
+        {
+            .group = "server",
             .names = {"--metrics"},
             .help = "serve Prometheus metrics at /metrics",
             .env = "FERRY_ARG_METRICS",

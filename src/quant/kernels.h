@@ -122,7 +122,8 @@ struct FlashRowF16Args {
 using GemmFn = void (*)(const GemmArgs& args);
 using QuantizeFn = void (*)(const float* x, void* y, int64_t n);
 
-inline constexpr int kMaxTypeId = 40;  // GgmlType ids are < 40
+inline constexpr int kMaxTypeId = 40;
+inline constexpr int64_t kOneSumRows = 16;  // rows per register tile of the one-sum kernels  // GgmlType ids are < 40
 
 // An aggregate without default member initializers on purpose: the per-ISA sources create one with
 // `KernelTable t{}` (zero-initialized, no constructor function), so no inline constructor compiled with
@@ -137,6 +138,12 @@ struct KernelTable {
     // column's result depends on nc % 4, so callers split columns at multiples of 4 only;
     // nullptr = gemm[Q4_K].
     GemmFn gemm_q4k_8x8;
+    // The one-sum order, for decode steps of several sequences (the CPU backend's Ops::set_one_sum_decode):
+    // per output and block the whole integer dot converted once, so one conversion, scale product and FMA
+    // serve a block instead of ggml's 8 lanes; for Q4_1 exactly vec_dot_q4_1_q8_1_one_sum, for any nc.
+    // Indexed like gemm; nullptr = no such kernel (the caller takes gemm). Fastest with nr a multiple of
+    // kOneSumRows.
+    GemmFn gemm_one_sum[kMaxTypeId];
     // Activation quantizers, bit-exact with quantize_act_row_q8_0 / _q8_1 and quantize_row_q8_k
     // (quant::activation_quantizer); nullptr = scalar.
     QuantizeFn quantize_q8_0;
@@ -205,6 +212,10 @@ struct KernelTable {
     GemmFn gemm_for(GgmlType t) const {
         const uint32_t id = uint32_t(t);
         return id < uint32_t(kMaxTypeId) ? gemm[id] : nullptr;
+    }
+    GemmFn gemm_one_sum_for(GgmlType t) const {
+        const uint32_t id = uint32_t(t);
+        return id < uint32_t(kMaxTypeId) ? gemm_one_sum[id] : nullptr;
     }
     QuantizeFn quantize_for(GgmlType act_type) const;
 };

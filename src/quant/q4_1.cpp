@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 
 #include "core/check.h"
 
@@ -55,6 +56,21 @@ float vec_dot_q4_1_q8_1(int64_t n, const BlockQ4_1* w, const BlockQ8_1* a) {
                half_to_float(w[b].m) * half_to_float(a[b].s);
     }
     return sum;
+}
+
+float vec_dot_q4_1_q8_1_one_sum(int64_t n, const BlockQ4_1* w, const BlockQ8_1* a) {
+    FERRY_CHECK(n % QK4_1 == 0);
+    float acc = 0.0f, off = 0.0f;
+    for (int64_t b = 0; b < n / QK4_1; ++b) {
+        int32_t sumi = 0;
+        for (int j = 0; j < QK4_1 / 2; ++j) {
+            sumi += (w[b].qs[j] & 15) * a[b].qs[j];
+            sumi += (w[b].qs[j] >> 4) * a[b].qs[j + QK4_1 / 2];
+        }
+        acc = std::fma(float(sumi), half_to_float(w[b].d) * half_to_float(a[b].d), acc);
+        off = off + half_to_float(w[b].m) * half_to_float(a[b].s);
+    }
+    return acc + off;
 }
 
 }  // namespace ferry::quant

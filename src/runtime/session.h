@@ -40,6 +40,9 @@ struct SessionParams {
     // Recurrent-state checkpoints kept per sequence (hybrid models only; the oldest is dropped first).
     // Each costs MemoryUse::state_bytes of host memory.
     int64_t n_checkpoints = 4;
+    // Decode steps of several sequences (step) in ggml's float order, each sequence's logits bit-identical
+    // to its decode alone; false lets the backend take a faster order there (Ops::set_batched_decode).
+    bool exact_batches = false;
 };
 
 // The memory one sequence needs, as the model declares it.

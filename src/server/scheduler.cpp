@@ -118,6 +118,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const model::Model& model, 
     sp.kv_type_k = params.kv_type_k;
     sp.kv_type_v = params.kv_type_v;
     sp.flash_attn = params.flash_attn;
+    sp.exact_batches = params.exact_batches;
     for (int i = 0; i < params.n_parallel; ++i) {
         FERRY_ASSIGN(runtime::Session session, runtime::Session::create(model, ops, sp));
         auto slot = std::make_unique<Slot>();

@@ -117,7 +117,8 @@ struct SchedulerParams {
     int max_queue = 64;      // tasks waiting for a slot beyond this are refused
     GgmlType kv_type_k = GgmlType::F16;
     GgmlType kv_type_v = GgmlType::F16;
-    bool flash_attn = true;  // -fa (runtime::SessionParams::flash_attn)
+    bool flash_attn = true;      // -fa (runtime::SessionParams::flash_attn)
+    bool exact_batches = false;  // --exact-batches (runtime::SessionParams::exact_batches)
 };
 
 // Counters for /metrics and /slots; read without stopping the engine.

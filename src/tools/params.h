@@ -179,13 +179,15 @@ struct Params {
     std::string compare_model;
 
     // Server (serve): --host, --port, -np/--parallel, --max-queue, --api-key (repeatable),
-    // --api-key-file, --metrics, -a/--alias, --timeout (seconds), --threads-http (-1 = slots + queue + 4).
+    // --api-key-file, --exact-batches, --metrics, -a/--alias, --timeout (seconds), --threads-http (-1 = slots +
+    // queue + 4).
     std::string host = "127.0.0.1";
     int port = 8080;
     int n_parallel = 4;
     int max_queue = 64;
     std::vector<std::string> api_keys;
     std::string api_key_file;
+    bool exact_batches = false;  // runtime::SessionParams::exact_batches
     bool metrics = false;
     std::string alias;
     int timeout = 600;

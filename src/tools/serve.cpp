@@ -94,6 +94,7 @@ int run_serve(const Params& params) {
     sched.kv_type_k = params.cache_type_k;
     sched.kv_type_v = params.cache_type_v;
     sched.flash_attn = params.flash_attn != "off";
+    sched.exact_batches = params.exact_batches;
     auto scheduler = server::Scheduler::create(*engine->model, *engine->vocab, *engine->ops, sched);
     if (!scheduler.ok()) return fail(scheduler.error().message);
     std::fprintf(stderr,

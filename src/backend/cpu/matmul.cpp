@@ -24,14 +24,17 @@ void scalar_gemm(const quant::FormatTraits& wf, const quant::GemmArgs& g) {
     }
 }
 
-int64_t rows_per_item(int64_t n_out, int64_t n_cols, int n_threads) {
+// Columns of a decode step of several sequences that may take the one-sum order (Ops::set_batched_decode).
+constexpr int64_t kOneSumMaxCols = 8;
+
+int64_t rows_per_item(int64_t n_out, int64_t n_cols, int n_threads, int64_t multiple = 0) {
     // Prefill: a panel of rows that stays in L2 while the columns stream past it.
     if (n_cols >= kFewCols) return kPrefillRows;
     // Decode (and a few columns: decode of several sequences): about 8 items per thread so a slow thread can be
     // covered (items of kPrefillRows would leave a thread idle on a small product: 192 rows are 3 items), in
-    // multiples of 4 rows, of 8 with several columns (the repacked Q4_K tiles take 8 rows).
+    // multiples of 4 rows, of 8 with several columns (the repacked Q4_K tiles take 8 rows), or of `multiple`.
     const int64_t r = n_out / (int64_t(n_threads) * 8);
-    const int64_t m = n_cols > 1 ? 8 : 4;
+    const int64_t m = multiple > 0 ? multiple : n_cols > 1 ? 8 : 4;
     return std::clamp<int64_t>((r + m - 1) / m * m, m, 256);
 }
 
@@ -140,9 +143,14 @@ void CpuOps::matmul_many_into(std::span<const Tensor* const> ws, const float* xs
     FERRY_CHECK(ws.size() <= kMaxWeights);
     int64_t rows[kMaxWeights], n_row_items[kMaxWeights], first[kMaxWeights + 1] = {0};
     int64_t macs = 0;
+    // A decode step of several sequences: the one-sum kernel where the weight type has one (strips of 16 rows).
+    quant::GemmFn one_sum[kMaxWeights] = {};
+    if (batched_decode() && n_tok >= 2 && n_tok <= kOneSumMaxCols) {
+        for (size_t k = 0; k < ws.size(); ++k) one_sum[k] = kernels_->gemm_one_sum_for(ws[k]->type);
+    }
     for (size_t k = 0; k < ws.size(); ++k) {
         const int64_t n_out = ws[k]->ne[1];
-        rows[k] = rows_per_item(n_out, n_tok, pool_.size());
+        rows[k] = rows_per_item(n_out, n_tok, pool_.size(), one_sum[k] != nullptr ? quant::kOneSumRows : 0);
         n_row_items[k] = (n_out + rows[k] - 1) / rows[k];
         first[k + 1] = first[k] + n_row_items[k] * n_col_items;
         macs += n_in * n_out * n_tok;
@@ -157,15 +165,20 @@ void CpuOps::matmul_many_into(std::span<const Tensor* const> ws, const float* xs
             const Tensor& w = *ws[k];
             const int64_t n_out = w.ne[1], i = item - first[k];
             const int64_t r0 = (i % n_row_items[k]) * rows[k], c0 = (i / n_row_items[k]) * kColBlock;
-            gemm_tile(w, {.n = n_in,
-                          .w = static_cast<const uint8_t*>(w.data) + uint64_t(r0) * w.nb[1],
-                          .w_stride = size_t(w.nb[1]),
-                          .nr = std::min(rows[k], n_out - r0),
-                          .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
-                          .a_stride = act.stride,
-                          .nc = std::min(kColBlock, n_tok - c0),
-                          .y = ys[k] + c0 * n_out + r0,
-                          .ldy = n_out});
+            const quant::GemmArgs g{.n = n_in,
+                                    .w = static_cast<const uint8_t*>(w.data) + uint64_t(r0) * w.nb[1],
+                                    .w_stride = size_t(w.nb[1]),
+                                    .nr = std::min(rows[k], n_out - r0),
+                                    .a = static_cast<const uint8_t*>(act.data) + size_t(c0) * act.stride,
+                                    .a_stride = act.stride,
+                                    .nc = std::min(kColBlock, n_tok - c0),
+                                    .y = ys[k] + c0 * n_out + r0,
+                                    .ldy = n_out};
+            if (one_sum[k] != nullptr) {
+                one_sum[k](g);
+            } else {
+                gemm_tile(w, g);
+            }
         }
     });
 }

@@ -20,6 +20,9 @@
 // decode, the tiles of panel_gemm (2 rows x 8 columns, two blocks per register) for groups of 8 columns (4..7 padded),
 // then tile_pairs / tile<K, 1> for the last 1..3 columns. Every one of them computes each output with the operations
 // of tile<K, 1>.
+//
+// Apart from these, KernelTable::gemm_one_sum's Q4_1 kernel (strip_one_sum, AVX-512) has an order of its own for decode
+// steps of several sequences: one conversion per output and block instead of ggml's 8.
 
 #include <cstddef>
 #include <type_traits>
@@ -885,6 +888,146 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
     }
 }
 
+// AVX-512 Q4_1 decode of several sequences in the one-sum order (KernelTable::gemm_one_sum): strips of 16 weight rows,
+// one row per int32 lane. A block's 32 codes sit in 8 registers (register k: codes 4k..4k+3 of the 16 rows; the low
+// nibbles of code bytes 4k..4k+3 for k < 4, the high nibbles of bytes 4k-16..4k-13 for k >= 4), so per column the 8
+// dpbusd of the activation's quants 4k..4k+3 (broadcast) add up to each row's whole integer dot in its lane (two
+// chains, added: exact), and one conversion, one product d_w * d_a and one FMA serve 16 outputs.
+//
+// The file's layout gives one row's block at a time: each block of the strip is transposed in registers (four rows' 16
+// code bytes per register, then 4 x 4 dwords per 128-bit lane) and the rows' (d, m) pairs gathered.
+constexpr int64_t kStripRows = kOneSumRows;
+constexpr int kStripCols = 8;  // columns per pass
+
+struct StripBlock {
+    __m512i w[8];  // codes 4k..4k+3 of the 16 rows, unsigned bytes
+    __m512 d, m;   // the 16 rows' scales and minimums
+};
+
+// Block b of the 16 rows at w (stride bytes apart; rowoff[r] = r * stride).
+inline void strip_unpack(const uint8_t* w, size_t stride, __m512i rowoff, int64_t b, StripBlock& out) {
+    const uint8_t* p = w + b * int64_t(sizeof(BlockQ4_1));
+    auto codes = [&](int r) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + size_t(r) * stride + offsetof(BlockQ4_1, qs)));
+    };
+    __m512i z[4];  // z[g]: rows g, g + 4, g + 8, g + 12 in its 128-bit lanes 0..3
+    for (int g = 0; g < 4; ++g) {
+        z[g] = _mm512_inserti32x4(
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(codes(g)), codes(g + 4), 1), codes(g + 8), 2),
+            codes(g + 12), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    // q[j]: code dword j of row r in int32 lane r.
+    const __m512i q[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                          _mm512_unpackhi_epi64(t1, t3)};
+    const __m512i low = _mm512_set1_epi8(15);
+    for (int j = 0; j < 4; ++j) {
+        out.w[j] = _mm512_and_si512(q[j], low);
+        out.w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(q[j], 4), low);
+    }
+    static_assert(offsetof(BlockQ4_1, d) == 0 && offsetof(BlockQ4_1, m) == 2);
+    const __m512i dm = _mm512_i32gather_epi32(rowoff, p, 1);
+    out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    out.m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+}
+
+// The activation scales of a pass, widened once: [block][column] d_a and s_a.
+constexpr int64_t kStripScaleBlocks = 512;  // rows of up to 16384 elements; longer ones convert per block
+
+// The 4 quants at p as one int32, broadcast (a load, not a shuffle).
+inline __m512i broadcast_quads(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// The 16 rows at w x NC columns (a[c] at block 0; dsc / ssum: their d_a, s_a, kStripCols per block), y[c] = the
+// column's 16 outputs.
+template <int NC>
+void strip_one_sum(const uint8_t* w, size_t stride, __m512i rowoff, int64_t nb, const BlockQ8_1* const* a,
+                   const float (*dsc)[kStripCols], const float (*ssum)[kStripCols], float* const* y) {
+    __m512 acc[NC], off[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = off[c] = _mm512_setzero_ps();
+    // The next strip's bytes (contiguous rows), 16 blocks' worth per block of this one: a software prefetch.
+    const char* next = reinterpret_cast<const char*>(w + kStripRows * stride);
+    constexpr int64_t kStep = kStripRows * int64_t(sizeof(BlockQ4_1));
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int64_t l = 0; l < kStep; l += 64) _mm_prefetch(next + b * kStep + l, _MM_HINT_T0);
+        StripBlock s;
+        strip_unpack(w, stride, rowoff, b, s);
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; ++c) {
+            const int8_t* aq = a[c][b].qs;
+            __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), s.w[0], broadcast_quads(aq));
+            __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), s.w[1], broadcast_quads(aq + 4));
+#pragma GCC unroll 3
+            for (int k = 2; k < 8; k += 2) {
+                even = _mm512_dpbusd_epi32(even, s.w[k], broadcast_quads(aq + 4 * k));
+                odd = _mm512_dpbusd_epi32(odd, s.w[k + 1], broadcast_quads(aq + 4 * k + 4));
+            }
+            const __m512 sumi = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+            acc[c] = _mm512_fmadd_ps(sumi, _mm512_mul_ps(s.d, _mm512_set1_ps(dsc[b][c])), acc[c]);
+            off[c] = _mm512_add_ps(off[c], _mm512_mul_ps(s.m, _mm512_set1_ps(ssum[b][c])));
+        }
+    }
+    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(y[c], _mm512_add_ps(acc[c], off[c]));
+}
+
+// KernelTable::gemm_one_sum for Q4_1: 16-row strips for up to kStripCols columns at a time, the last nr % 16 rows
+// (and all rows longer than kStripScaleBlocks blocks) one at a time in the same order.
+void gemm_one_sum_q4_1(const GemmArgs& g) {
+    const int64_t nb = g.n / 32;
+    const __m512i rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(int32_t(g.w_stride)));
+    for (int64_t c0 = 0; c0 < g.nc; c0 += kStripCols) {
+        const int nc = int(min64(kStripCols, g.nc - c0));
+        const BlockQ8_1* a[kStripCols];
+        for (int c = 0; c < nc; ++c)
+            a[c] = reinterpret_cast<const BlockQ8_1*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+        // Strips for rows whose scales fit the buffers; every row of a longer product one at a time.
+        const int64_t strip_rows = nb <= kStripScaleBlocks ? g.nr / kStripRows * kStripRows : 0;
+        alignas(64) float dsc[kStripScaleBlocks][kStripCols];
+        alignas(64) float ssum[kStripScaleBlocks][kStripCols];
+        for (int c = 0; c < nc && strip_rows > 0; ++c) {
+            for (int64_t b = 0; b < nb; ++b) {
+                dsc[b][c] = h2f(a[c][b].d);
+                ssum[b][c] = h2f(a[c][b].s);
+            }
+        }
+        int64_t r0 = 0;
+        for (; r0 < strip_rows; r0 += kStripRows) {
+            const uint8_t* w = static_cast<const uint8_t*>(g.w) + r0 * int64_t(g.w_stride);
+            float* y[kStripCols];
+            for (int c = 0; c < nc; ++c) y[c] = g.y + (c0 + c) * g.ldy + r0;
+            switch (nc) {
+                case 1: strip_one_sum<1>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 2: strip_one_sum<2>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 3: strip_one_sum<3>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 4: strip_one_sum<4>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 5: strip_one_sum<5>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 6: strip_one_sum<6>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 7: strip_one_sum<7>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                default: strip_one_sum<8>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+            }
+        }
+        for (; r0 < g.nr; ++r0) {
+            const auto* w =
+                reinterpret_cast<const BlockQ4_1*>(static_cast<const uint8_t*>(g.w) + r0 * int64_t(g.w_stride));
+            for (int c = 0; c < nc; ++c) {
+                float acc = 0.0f, off = 0.0f;
+                for (int64_t b = 0; b < nb; ++b) {
+                    const __m256i s = dot_u8s8(unpack_nibbles_16(w[b].qs), load256(a[c][b].qs));
+                    acc = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(float(hsum_i32(s))),
+                                                     _mm_set_ss(h2f(w[b].d) * h2f(a[c][b].d)), _mm_set_ss(acc)));
+                    off = off + h2f(w[b].m) * h2f(a[c][b].s);
+                }
+                g.y[(c0 + c) * g.ldy + r0] = acc + off;
+            }
+        }
+    }
+}
+
 #endif
 
 // Decode of a one-chain format: two weight rows at a time, each with its own single accumulator (the
@@ -1008,6 +1151,9 @@ void fill_gemm_q32(KernelTable& t) {
     t.gemm[int(GgmlType::Q5_1)] = gemm<KQ5_1>;
     t.gemm[int(GgmlType::IQ4_NL)] = gemm<KIQ4_NL>;
     t.gemm[int(GgmlType::MXFP4)] = gemm<KMXFP4>;
+#if defined(__AVX512F__)
+    t.gemm_one_sum[int(GgmlType::Q4_1)] = gemm_one_sum_q4_1;
+#endif
 }
 
 }  // namespace ferry::quant::FERRY_ISA
