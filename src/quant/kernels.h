@@ -140,7 +140,8 @@ struct KernelTable {
     GemmFn gemm_q4k_8x8;
     // The one-sum order, for decode steps of several sequences (the CPU backend's Ops::set_one_sum_decode):
     // per output and block the whole integer dot converted once, so one conversion, scale product and FMA
-    // serve a block instead of ggml's 8 lanes; for Q4_1 exactly vec_dot_q4_1_q8_1_one_sum, for any nc.
+    // serve a block instead of ggml's 8 lanes; for Q4_1 and Q8_0 exactly vec_dot_q4_1_q8_1_one_sum and
+    // vec_dot_q8_0_q8_0_one_sum, for any nc.
     // Indexed like gemm; nullptr = no such kernel (the caller takes gemm). Fastest with nr a multiple of
     // kOneSumRows.
     GemmFn gemm_one_sum[kMaxTypeId];

@@ -43,16 +43,25 @@ void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
     }
 }
 
+namespace {
+
+// The integer dot of one block pair (codes 0..15 of the low nibbles with quants 0..15, of the high with 16..31).
+int32_t block_sumi(const BlockQ4_1& w, const BlockQ8_1& a) {
+    int32_t sumi = 0;
+    for (int j = 0; j < QK4_1 / 2; ++j) {
+        sumi += (w.qs[j] & 15) * a.qs[j];
+        sumi += (w.qs[j] >> 4) * a.qs[j + QK4_1 / 2];
+    }
+    return sumi;
+}
+
+}  // namespace
+
 float vec_dot_q4_1_q8_1(int64_t n, const BlockQ4_1* w, const BlockQ8_1* a) {
     FERRY_CHECK(n % QK4_1 == 0);
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK4_1; ++b) {
-        int32_t sumi = 0;
-        for (int j = 0; j < QK4_1 / 2; ++j) {
-            sumi += (w[b].qs[j] & 15) * a[b].qs[j];
-            sumi += (w[b].qs[j] >> 4) * a[b].qs[j + QK4_1 / 2];
-        }
-        sum += (half_to_float(w[b].d) * half_to_float(a[b].d)) * float(sumi) +
+        sum += (half_to_float(w[b].d) * half_to_float(a[b].d)) * float(block_sumi(w[b], a[b])) +
                half_to_float(w[b].m) * half_to_float(a[b].s);
     }
     return sum;
@@ -62,12 +71,7 @@ float vec_dot_q4_1_q8_1_one_sum(int64_t n, const BlockQ4_1* w, const BlockQ8_1* 
     FERRY_CHECK(n % QK4_1 == 0);
     float acc = 0.0f, off = 0.0f;
     for (int64_t b = 0; b < n / QK4_1; ++b) {
-        int32_t sumi = 0;
-        for (int j = 0; j < QK4_1 / 2; ++j) {
-            sumi += (w[b].qs[j] & 15) * a[b].qs[j];
-            sumi += (w[b].qs[j] >> 4) * a[b].qs[j + QK4_1 / 2];
-        }
-        acc = std::fma(float(sumi), half_to_float(w[b].d) * half_to_float(a[b].d), acc);
+        acc = std::fma(float(block_sumi(w[b], a[b])), half_to_float(w[b].d) * half_to_float(a[b].d), acc);
         off = off + half_to_float(w[b].m) * half_to_float(a[b].s);
     }
     return acc + off;

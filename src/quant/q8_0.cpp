@@ -39,15 +39,31 @@ void quantize_act_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
     }
 }
 
+namespace {
+
+// The integer dot of one block pair.
+int32_t block_sumi(const BlockQ8_0& w, const BlockQ8_0& a) {
+    int32_t sumi = 0;
+    for (int j = 0; j < QK8_0; ++j) sumi += int32_t(w.qs[j]) * int32_t(a.qs[j]);
+    return sumi;
+}
+
+}  // namespace
+
 float vec_dot_q8_0_q8_0(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a) {
     FERRY_CHECK(n % QK8_0 == 0);
     float sum = 0.0f;
-    for (int64_t b = 0; b < n / QK8_0; ++b) {
-        int32_t sumi = 0;
-        for (int j = 0; j < QK8_0; ++j) sumi += int32_t(w[b].qs[j]) * int32_t(a[b].qs[j]);
-        sum += float(sumi) * (half_to_float(w[b].d) * half_to_float(a[b].d));
-    }
+    for (int64_t b = 0; b < n / QK8_0; ++b)
+        sum += float(block_sumi(w[b], a[b])) * (half_to_float(w[b].d) * half_to_float(a[b].d));
     return sum;
+}
+
+float vec_dot_q8_0_q8_0_one_sum(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a) {
+    FERRY_CHECK(n % QK8_0 == 0);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / QK8_0; ++b)
+        acc = std::fma(float(block_sumi(w[b], a[b])), half_to_float(w[b].d) * half_to_float(a[b].d), acc);
+    return acc;
 }
 
 }  // namespace ferry::quant

@@ -20,6 +20,7 @@
 #include "quant/q4_1.h"
 #include "quant/q4_k.h"
 #include "quant/q6_k.h"
+#include "quant/q8_0.h"
 #include "quant/q8_k.h"
 
 namespace ferry::cpu_test {
@@ -274,48 +275,62 @@ TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
 // The one-sum kernels (decode steps of several sequences) against their scalar twins, bit for bit: strips of 16 rows
 // and the rows after them, every column count of a step (1..8) and more (passes of 8 columns).
 TEST_P(Kernels, OneSumGemmMatchesScalarTwin) {
-    const quant::GemmFn fn = table_->gemm_one_sum_for(GgmlType::Q4_1);
-    if (GetParam() == Isa::Avx512) {
-        ASSERT_NE(fn, nullptr);
-    }
-    if (fn == nullptr) GTEST_SKIP() << "no one-sum kernel in this table";
-    // 513 blocks: rows too long for the strips' scale buffers.
-    for (int64_t n : {32, 96, 576, 71 * 32, 513 * 32}) {
-        for (auto [nr, nc] : {std::pair<int64_t, int64_t>{16, 2},
-                              {35, 4},
-                              {48, 3},
-                              {17, 8},
-                              {5, 2},
-                              {33, 7},
-                              {64, 5},
-                              {16, 1},
-                              {20, 6},
-                              {32, 11}}) {
-            const int64_t ldy = nr + 3;  // a gap after each column
-            const GemmCase k =
-                run_gemm_case(fn, GgmlType::Q4_1, n, nr, nc, ldy, uint32_t(n + 3 * nr + nc), uint32_t(n * 7 + nc));
-            for (int64_t c = 0; c < nc; ++c) {
-                const auto* ac = reinterpret_cast<const quant::BlockQ8_1*>(k.act.data() + size_t(c) * k.a_stride);
-                for (int64_t r = 0; r < nr; ++r) {
-                    const auto* wr = reinterpret_cast<const quant::BlockQ4_1*>(k.w.bytes.data() + r * k.w.row_bytes);
-                    const float want = quant::vec_dot_q4_1_q8_1_one_sum(n, wr, ac);
-                    ASSERT_EQ(std::bit_cast<uint32_t>(k.y[size_t(c * ldy + r)]), std::bit_cast<uint32_t>(want))
-                        << "n=" << n << " nc=" << nc << " nr=" << nr << " column " << c << " row " << r;
+    struct Twin {
+        GgmlType type;
+        float (*dot)(int64_t n, const uint8_t* w, const uint8_t* a);
+    };
+    const Twin twins[] = {{GgmlType::Q4_1,
+                           [](int64_t n, const uint8_t* w, const uint8_t* a) {
+                               return quant::vec_dot_q4_1_q8_1_one_sum(n, reinterpret_cast<const quant::BlockQ4_1*>(w),
+                                                                       reinterpret_cast<const quant::BlockQ8_1*>(a));
+                           }},
+                          {GgmlType::Q8_0, [](int64_t n, const uint8_t* w, const uint8_t* a) {
+                               return quant::vec_dot_q8_0_q8_0_one_sum(n, reinterpret_cast<const quant::BlockQ8_0*>(w),
+                                                                       reinterpret_cast<const quant::BlockQ8_0*>(a));
+                           }}};
+    int n_fast = 0;
+    for (const Twin& twin : twins) {
+        const quant::GemmFn fn = table_->gemm_one_sum_for(twin.type);
+        if (fn == nullptr) continue;
+        ++n_fast;
+        // 513 blocks: rows too long for the strips' scale buffers.
+        for (int64_t n : {32, 96, 576, 71 * 32, 513 * 32}) {
+            for (auto [nr, nc] : {std::pair<int64_t, int64_t>{16, 2},
+                                  {35, 4},
+                                  {48, 3},
+                                  {17, 8},
+                                  {5, 2},
+                                  {33, 7},
+                                  {64, 5},
+                                  {16, 1},
+                                  {20, 6},
+                                  {32, 11}}) {
+                const int64_t ldy = nr + 3;  // a gap after each column
+                const GemmCase k =
+                    run_gemm_case(fn, twin.type, n, nr, nc, ldy, uint32_t(n + 3 * nr + nc), uint32_t(n * 7 + nc));
+                std::vector<float> got, want;
+                for (int64_t c = 0; c < nc; ++c) {
+                    const uint8_t* ac = k.act.data() + size_t(c) * k.a_stride;
+                    for (int64_t r = 0; r < nr; ++r) {
+                        const uint8_t* wr = k.w.bytes.data() + r * k.w.row_bytes;
+                        const float y = k.y[size_t(c * ldy + r)];
+                        ASSERT_EQ(std::bit_cast<uint32_t>(y), std::bit_cast<uint32_t>(twin.dot(n, wr, ac)))
+                            << type_name(twin.type) << " n=" << n << " nc=" << nc << " nr=" << nr << " column " << c
+                            << " row " << r;
+                        got.push_back(y);
+                        want.push_back(quant::find_format(twin.type)->vec_dot(n, wr, ac));
+                    }
+                    for (int64_t r = nr; r < ldy; ++r) ASSERT_EQ(k.y[size_t(c * ldy + r)], 12345.0f) << "gap written";
                 }
-                for (int64_t r = nr; r < ldy; ++r) ASSERT_EQ(k.y[size_t(c * ldy + r)], 12345.0f) << "gap written";
+                // The same outputs as ggml's order up to rounding.
+                EXPECT_LE(nmse(got, want), 1e-10) << type_name(twin.type) << " n=" << n << " nr=" << nr << " nc=" << nc;
             }
-            // The same outputs as ggml's order up to rounding.
-            std::vector<float> got, want;
-            for (int64_t c = 0; c < nc; ++c) {
-                for (int64_t r = 0; r < nr; ++r) {
-                    got.push_back(k.y[size_t(c * ldy + r)]);
-                    want.push_back(
-                        quant::find_format(GgmlType::Q4_1)
-                            ->vec_dot(n, k.w.bytes.data() + r * k.w.row_bytes, k.act.data() + size_t(c) * k.a_stride));
-                }
-            }
-            EXPECT_LE(nmse(got, want), 1e-10) << "n=" << n << " nr=" << nr << " nc=" << nc;
         }
+    }
+    if (GetParam() == Isa::Avx512) {
+        EXPECT_EQ(n_fast, 2);
+    } else if (n_fast == 0) {
+        GTEST_SKIP() << "no one-sum kernels in this table";
     }
 }
 

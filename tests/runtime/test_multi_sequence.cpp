@@ -12,7 +12,9 @@
 // the CPU backend on a file with Q4_K weights of a multiple of 8 rows (kRepackedQ4kNmse): like
 // llama.cpp's repacked Q4_K, the last (columns % 4) columns of such a product (of an expert's tokens,
 // for MoE experts) take its GEMV float order, so a token's roundings depend on its batch, and the
-// Gated DeltaNet state carries them on (qwen35moe-Q4_K_M: 7e-5 .. 2e-4).
+// Gated DeltaNet state carries them on (qwen35moe-Q4_K_M: 7e-5 .. 2e-4). The decode steps run with
+// SessionParams::exact_batches; the faster one-sum order of several sequences' decode is checked on the default model
+// (BatchedDecodeOrderOnDefaultModel).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,6 +66,7 @@ TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     runtime::SessionParams sp;
     sp.n_ctx = 128;
     sp.n_ubatch = 128;
+    sp.exact_batches = true;  // ggml's order in decode steps too (the one-sum order: BatchedDecodeOrderOnDefaultModel)
 
     // Three sequences: A and B have a prompt of different lengths, C starts later with a prompt longer
     // than one delta-rule chunk.

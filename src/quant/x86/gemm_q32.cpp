@@ -21,8 +21,8 @@
 // then tile_pairs / tile<K, 1> for the last 1..3 columns. Every one of them computes each output with the operations
 // of tile<K, 1>.
 //
-// Apart from these, KernelTable::gemm_one_sum's Q4_1 kernel (strip_one_sum, AVX-512) has an order of its own for decode
-// steps of several sequences: one conversion per output and block instead of ggml's 8.
+// Apart from these, KernelTable::gemm_one_sum's Q4_1 and Q8_0 kernels (strip_one_sum, AVX-512) have an order of their
+// own for decode steps of several sequences: one conversion per output and block instead of ggml's 8.
 
 #include <cstddef>
 #include <type_traits>
@@ -888,52 +888,71 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
     }
 }
 
-// AVX-512 Q4_1 decode of several sequences in the one-sum order (KernelTable::gemm_one_sum): strips of 16 weight rows,
-// one row per int32 lane. A block's 32 codes sit in 8 registers (register k: codes 4k..4k+3 of the 16 rows; the low
-// nibbles of code bytes 4k..4k+3 for k < 4, the high nibbles of bytes 4k-16..4k-13 for k >= 4), so per column the 8
-// dpbusd of the activation's quants 4k..4k+3 (broadcast) add up to each row's whole integer dot in its lane (two
-// chains, added: exact), and one conversion, one product d_w * d_a and one FMA serve 16 outputs.
+// AVX-512 decode of several sequences in the one-sum order (KernelTable::gemm_one_sum; Q4_1 and Q8_0): strips of 16
+// weight rows, one row per int32 lane. A block's 32 codes sit in 8 registers, register k holding codes 4k..4k+3 of the
+// 16 rows, so per column the 8 dpbusd of the activation's quants 4k..4k+3 (broadcast) add up to each row's whole
+// integer dot in its lane (two chains, added: exact), and one conversion, one product d_w * d_a and one FMA serve 16
+// outputs. Q8_0's signed codes are biased to unsigned (+128) and the chain starts from -128 * (the sum of the
+// activation block's quants), computed once per call: the same integer.
 //
-// The file's layout gives one row's block at a time: each block of the strip is transposed in registers (four rows' 16
-// code bytes per register, then 4 x 4 dwords per 128-bit lane) and the rows' (d, m) pairs gathered.
+// The file's layout gives one row's block at a time: each block of the strip is transposed in registers (four rows'
+// 16 code bytes per register, then 4 x 4 dwords per 128-bit lane) and the rows' fp16 scales (and Q4_1's minimums)
+// gathered.
 constexpr int64_t kStripRows = kOneSumRows;
 constexpr int kStripCols = 8;  // columns per pass
 
 struct StripBlock {
     __m512i w[8];  // codes 4k..4k+3 of the 16 rows, unsigned bytes
-    __m512 d, m;   // the 16 rows' scales and minimums
+    __m512 d, m;   // the 16 rows' scales and (Q4_1) minimums
 };
 
-// Block b of the 16 rows at w (stride bytes apart; rowoff[r] = r * stride).
-inline void strip_unpack(const uint8_t* w, size_t stride, __m512i rowoff, int64_t b, StripBlock& out) {
-    const uint8_t* p = w + b * int64_t(sizeof(BlockQ4_1));
-    auto codes = [&](int r) {
-        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + size_t(r) * stride + offsetof(BlockQ4_1, qs)));
-    };
+// Dwords 0..3 of the 16 bytes at p + r * stride (r < 16) -> q[j]: dword j of row r in int32 lane r.
+inline void transpose_16x4(const uint8_t* p, size_t stride, __m512i q[4]) {
+    auto row = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + size_t(r) * stride)); };
     __m512i z[4];  // z[g]: rows g, g + 4, g + 8, g + 12 in its 128-bit lanes 0..3
     for (int g = 0; g < 4; ++g) {
         z[g] = _mm512_inserti32x4(
-            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(codes(g)), codes(g + 4), 1), codes(g + 8), 2),
-            codes(g + 12), 3);
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(row(g)), row(g + 4), 1), row(g + 8), 2),
+            row(g + 12), 3);
     }
     const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
     const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    // q[j]: code dword j of row r in int32 lane r.
-    const __m512i q[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
-                          _mm512_unpackhi_epi64(t1, t3)};
-    const __m512i low = _mm512_set1_epi8(15);
-    for (int j = 0; j < 4; ++j) {
-        out.w[j] = _mm512_and_si512(q[j], low);
-        out.w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(q[j], 4), low);
-    }
-    static_assert(offsetof(BlockQ4_1, d) == 0 && offsetof(BlockQ4_1, m) == 2);
-    const __m512i dm = _mm512_i32gather_epi32(rowoff, p, 1);
-    out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-    out.m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+    q[0] = _mm512_unpacklo_epi64(t0, t2);
+    q[1] = _mm512_unpackhi_epi64(t0, t2);
+    q[2] = _mm512_unpacklo_epi64(t1, t3);
+    q[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-// The activation scales of a pass, widened once: [block][column] d_a and s_a.
-constexpr int64_t kStripScaleBlocks = 512;  // rows of up to 16384 elements; longer ones convert per block
+// Block b of the 16 rows at w (stride bytes apart; rowoff[r] = r * stride).
+template <class K>
+inline void strip_unpack(const uint8_t* w, size_t stride, __m512i rowoff, int64_t b, StripBlock& out) {
+    using W = typename K::W;
+    const uint8_t* p = w + b * int64_t(sizeof(W));
+    static_assert(offsetof(W, d) == 0);
+    const __m512i dm = _mm512_i32gather_epi32(rowoff, p, 1);  // d (and Q4_1's m) in each row's first dword
+    out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    __m512i q[4];
+    transpose_16x4(p + offsetof(W, qs), stride, q);
+    if constexpr (std::is_same_v<K, KQ4_1>) {
+        // Codes 4k..4k+3: the low nibbles of bytes 4k..4k+3 for k < 4, the high nibbles of bytes 4k-16.. for k >= 4.
+        static_assert(offsetof(W, m) == 2);
+        out.m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+        const __m512i low = _mm512_set1_epi8(15);
+        for (int j = 0; j < 4; ++j) {
+            out.w[j] = _mm512_and_si512(q[j], low);
+            out.w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(q[j], 4), low);
+        }
+    } else {
+        static_assert(std::is_same_v<K, KQ8_0>);
+        const __m512i bias = _mm512_set1_epi8(-128);
+        __m512i q2[4];
+        transpose_16x4(p + offsetof(W, qs) + 16, stride, q2);
+        for (int j = 0; j < 4; ++j) {
+            out.w[j] = _mm512_xor_si512(q[j], bias);
+            out.w[j + 4] = _mm512_xor_si512(q2[j], bias);
+        }
+    }
+}
 
 // The 4 quants at p as one int32, broadcast (a load, not a shuffle).
 inline __m512i broadcast_quads(const int8_t* p) {
@@ -942,24 +961,33 @@ inline __m512i broadcast_quads(const int8_t* p) {
     return _mm512_set1_epi32(v);
 }
 
-// The 16 rows at w x NC columns (a[c] at block 0; dsc / ssum: their d_a, s_a, kStripCols per block), y[c] = the
-// column's 16 outputs.
-template <int NC>
-void strip_one_sum(const uint8_t* w, size_t stride, __m512i rowoff, int64_t nb, const BlockQ8_1* const* a,
-                   const float (*dsc)[kStripCols], const float (*ssum)[kStripCols], float* const* y) {
+// A pass's activation blocks, widened once per call: [block][column] d_a, and s_a (Q4_1) or -128 * sum(quants)
+// (Q8_0).
+constexpr int64_t kStripScaleBlocks = 512;  // rows of up to 16384 elements; longer ones go one row at a time
+struct StripAct {
+    float d[kStripScaleBlocks][kStripCols];
+    float s[kStripScaleBlocks][kStripCols];
+    int32_t neg[kStripScaleBlocks][kStripCols];
+};
+
+// The 16 rows at w x NC columns (a[c] at block 0), y[c] = the column's 16 outputs.
+template <class K, int NC>
+void strip_one_sum(const uint8_t* w, size_t stride, __m512i rowoff, int64_t nb, const typename K::A* const* a,
+                   const StripAct& act, float* const* y) {
     __m512 acc[NC], off[NC];
     for (int c = 0; c < NC; ++c) acc[c] = off[c] = _mm512_setzero_ps();
     // The next strip's bytes (contiguous rows), 16 blocks' worth per block of this one: a software prefetch.
     const char* next = reinterpret_cast<const char*>(w + kStripRows * stride);
-    constexpr int64_t kStep = kStripRows * int64_t(sizeof(BlockQ4_1));
+    constexpr int64_t kStep = kStripRows * int64_t(sizeof(typename K::W));
     for (int64_t b = 0; b < nb; ++b) {
         for (int64_t l = 0; l < kStep; l += 64) _mm_prefetch(next + b * kStep + l, _MM_HINT_T0);
         StripBlock s;
-        strip_unpack(w, stride, rowoff, b, s);
+        strip_unpack<K>(w, stride, rowoff, b, s);
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
             const int8_t* aq = a[c][b].qs;
-            __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), s.w[0], broadcast_quads(aq));
+            const __m512i start = K::kOffset ? _mm512_setzero_si512() : _mm512_set1_epi32(act.neg[b][c]);
+            __m512i even = _mm512_dpbusd_epi32(start, s.w[0], broadcast_quads(aq));
             __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), s.w[1], broadcast_quads(aq + 4));
 #pragma GCC unroll 3
             for (int k = 2; k < 8; k += 2) {
@@ -967,32 +995,56 @@ void strip_one_sum(const uint8_t* w, size_t stride, __m512i rowoff, int64_t nb, 
                 odd = _mm512_dpbusd_epi32(odd, s.w[k + 1], broadcast_quads(aq + 4 * k + 4));
             }
             const __m512 sumi = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
-            acc[c] = _mm512_fmadd_ps(sumi, _mm512_mul_ps(s.d, _mm512_set1_ps(dsc[b][c])), acc[c]);
-            off[c] = _mm512_add_ps(off[c], _mm512_mul_ps(s.m, _mm512_set1_ps(ssum[b][c])));
+            acc[c] = _mm512_fmadd_ps(sumi, _mm512_mul_ps(s.d, _mm512_set1_ps(act.d[b][c])), acc[c]);
+            if constexpr (K::kOffset) off[c] = _mm512_add_ps(off[c], _mm512_mul_ps(s.m, _mm512_set1_ps(act.s[b][c])));
         }
     }
-    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(y[c], _mm512_add_ps(acc[c], off[c]));
+    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(y[c], K::kOffset ? _mm512_add_ps(acc[c], off[c]) : acc[c]);
 }
 
-// KernelTable::gemm_one_sum for Q4_1: 16-row strips for up to kStripCols columns at a time, the last nr % 16 rows
-// (and all rows longer than kStripScaleBlocks blocks) one at a time in the same order.
-void gemm_one_sum_q4_1(const GemmArgs& g) {
+// One output in the one-sum order, for the rows outside the strips.
+template <class K>
+float one_sum_row(const typename K::W* w, const typename K::A* a, int64_t nb) {
+    float acc = 0.0f, off = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+        __m256i s;
+        if constexpr (K::kOffset) {
+            s = dot_u8s8(unpack_nibbles_16(w[b].qs), load256(a[b].qs));
+        } else {
+            s = dot_s8s8(load256(w[b].qs), load256(a[b].qs));
+        }
+        acc = _mm_cvtss_f32(
+            _mm_fmadd_ss(_mm_set_ss(float(hsum_i32(s))), _mm_set_ss(h2f(w[b].d) * h2f(a[b].d)), _mm_set_ss(acc)));
+        if constexpr (K::kOffset) off = off + h2f(w[b].m) * h2f(a[b].s);
+    }
+    return K::kOffset ? acc + off : acc;
+}
+
+// KernelTable::gemm_one_sum: 16-row strips for up to kStripCols columns at a time, the last nr % 16 rows (and all
+// rows longer than kStripScaleBlocks blocks) one at a time in the same order.
+template <class K>
+void gemm_one_sum(const GemmArgs& g) {
+    using A = typename K::A;
+    using W = typename K::W;
     const int64_t nb = g.n / 32;
     const __m512i rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                               _mm512_set1_epi32(int32_t(g.w_stride)));
+    // Strips for rows whose activation blocks fit the buffers.
+    const int64_t strip_rows = nb <= kStripScaleBlocks ? g.nr / kStripRows * kStripRows : 0;
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    alignas(64) StripAct act;
     for (int64_t c0 = 0; c0 < g.nc; c0 += kStripCols) {
         const int nc = int(min64(kStripCols, g.nc - c0));
-        const BlockQ8_1* a[kStripCols];
-        for (int c = 0; c < nc; ++c)
-            a[c] = reinterpret_cast<const BlockQ8_1*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
-        // Strips for rows whose scales fit the buffers; every row of a longer product one at a time.
-        const int64_t strip_rows = nb <= kStripScaleBlocks ? g.nr / kStripRows * kStripRows : 0;
-        alignas(64) float dsc[kStripScaleBlocks][kStripCols];
-        alignas(64) float ssum[kStripScaleBlocks][kStripCols];
-        for (int c = 0; c < nc && strip_rows > 0; ++c) {
-            for (int64_t b = 0; b < nb; ++b) {
-                dsc[b][c] = h2f(a[c][b].d);
-                ssum[b][c] = h2f(a[c][b].s);
+        const A* a[kStripCols];
+        for (int c = 0; c < nc; ++c) {
+            a[c] = reinterpret_cast<const A*>(static_cast<const uint8_t*>(g.a) + (c0 + c) * g.a_stride);
+            for (int64_t b = 0; b < nb && strip_rows > 0; ++b) {
+                act.d[b][c] = h2f(a[c][b].d);
+                if constexpr (K::kOffset) {
+                    act.s[b][c] = h2f(a[c][b].s);
+                } else {
+                    act.neg[b][c] = -hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, load256(a[c][b].qs)));
+                }
             }
         }
         int64_t r0 = 0;
@@ -1001,29 +1053,19 @@ void gemm_one_sum_q4_1(const GemmArgs& g) {
             float* y[kStripCols];
             for (int c = 0; c < nc; ++c) y[c] = g.y + (c0 + c) * g.ldy + r0;
             switch (nc) {
-                case 1: strip_one_sum<1>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 2: strip_one_sum<2>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 3: strip_one_sum<3>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 4: strip_one_sum<4>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 5: strip_one_sum<5>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 6: strip_one_sum<6>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                case 7: strip_one_sum<7>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
-                default: strip_one_sum<8>(w, g.w_stride, rowoff, nb, a, dsc, ssum, y); break;
+                case 1: strip_one_sum<K, 1>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 2: strip_one_sum<K, 2>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 3: strip_one_sum<K, 3>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 4: strip_one_sum<K, 4>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 5: strip_one_sum<K, 5>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 6: strip_one_sum<K, 6>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                case 7: strip_one_sum<K, 7>(w, g.w_stride, rowoff, nb, a, act, y); break;
+                default: strip_one_sum<K, 8>(w, g.w_stride, rowoff, nb, a, act, y); break;
             }
         }
         for (; r0 < g.nr; ++r0) {
-            const auto* w =
-                reinterpret_cast<const BlockQ4_1*>(static_cast<const uint8_t*>(g.w) + r0 * int64_t(g.w_stride));
-            for (int c = 0; c < nc; ++c) {
-                float acc = 0.0f, off = 0.0f;
-                for (int64_t b = 0; b < nb; ++b) {
-                    const __m256i s = dot_u8s8(unpack_nibbles_16(w[b].qs), load256(a[c][b].qs));
-                    acc = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(float(hsum_i32(s))),
-                                                     _mm_set_ss(h2f(w[b].d) * h2f(a[c][b].d)), _mm_set_ss(acc)));
-                    off = off + h2f(w[b].m) * h2f(a[c][b].s);
-                }
-                g.y[(c0 + c) * g.ldy + r0] = acc + off;
-            }
+            const auto* w = reinterpret_cast<const W*>(static_cast<const uint8_t*>(g.w) + r0 * int64_t(g.w_stride));
+            for (int c = 0; c < nc; ++c) g.y[(c0 + c) * g.ldy + r0] = one_sum_row<K>(w, a[c], nb);
         }
     }
 }
@@ -1152,7 +1194,8 @@ void fill_gemm_q32(KernelTable& t) {
     t.gemm[int(GgmlType::IQ4_NL)] = gemm<KIQ4_NL>;
     t.gemm[int(GgmlType::MXFP4)] = gemm<KMXFP4>;
 #if defined(__AVX512F__)
-    t.gemm_one_sum[int(GgmlType::Q4_1)] = gemm_one_sum_q4_1;
+    t.gemm_one_sum[int(GgmlType::Q4_1)] = gemm_one_sum<KQ4_1>;
+    t.gemm_one_sum[int(GgmlType::Q8_0)] = gemm_one_sum<KQ8_0>;
 #endif
 }
 
