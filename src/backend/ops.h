@@ -347,15 +347,15 @@ public:
 
     Traffic& traffic() { return traffic_; }
 
-    // Set while a forward pass decodes several sequences, one token each (runtime::Session::step): a backend
-    // may then give products of 2..8 columns a faster float order of its own (the CPU backend: quant's
-    // one-sum order for Q4_1), so a sequence's logits may differ in their last bits from its decode alone,
-    // as with llama.cpp's batched paths. Off otherwise: every column as alone.
-    void set_batched_decode(bool on) { batched_decode_ = on; }
-    bool batched_decode() const { return batched_decode_; }
+    // Set while a forward pass runs several sequences (runtime::Session::step): a backend may then give its
+    // products a faster float order of its own (the CPU backend: quant's one-sum order for Q4_1 and Q8_0),
+    // so a sequence's logits may differ in their last bits from what it gets alone, as with llama.cpp's
+    // batched paths. Off otherwise: every column as alone.
+    void set_batched_step(bool on) { batched_step_ = on; }
+    bool batched_step() const { return batched_step_; }
 
 private:
-    bool batched_decode_ = false;
+    bool batched_step_ = false;
     ActivationCallback callback_;
     Traffic traffic_;
 };

@@ -122,9 +122,9 @@ Result<std::vector<std::vector<float>>> Session::step(std::span<const SeqStep> s
     ops.reset();
     const bool all = which == Logits::All;
     const model::Batch batch{.tokens = tokens, .pos0 = 0, .all_logits = all, .state = {}, .seqs = seqs};
-    ops.set_batched_decode(tokens.size() == steps.size() && !steps[0].session->params_.exact_batches);
+    ops.set_batched_step(!steps[0].session->params_.exact_batches);
     const backend::Act logits = model.forward(ops, batch, steps[0].session->kv_);
-    ops.set_batched_decode(false);
+    ops.set_batched_step(false);
     const size_t n_vocab = size_t(model.info().n_vocab);
     std::vector<float> rows(n_vocab * (all ? tokens.size() : steps.size()));
     ops.read(logits, rows);

@@ -40,8 +40,8 @@ struct SessionParams {
     // Recurrent-state checkpoints kept per sequence (hybrid models only; the oldest is dropped first).
     // Each costs MemoryUse::state_bytes of host memory.
     int64_t n_checkpoints = 4;
-    // Decode steps of several sequences (step) in ggml's float order, each sequence's logits bit-identical
-    // to its decode alone; false lets the backend take a faster order there (Ops::set_batched_decode).
+    // Steps of several sequences (step) in ggml's float order, each sequence's logits bit-identical to what
+    // it gets alone; false lets the backend take a faster order there (Ops::set_batched_step).
     bool exact_batches = false;
 };
 

@@ -99,6 +99,8 @@ public:
         ChunkEvaluator ev(e, n_ctx, params.n_ubatch);
         runtime::SessionParams sp = session_params(params, n_ctx);
         sp.n_checkpoints = 0;  // chunks never go back
+        // Chunks batched together keep ggml's float order: each chunk's logits as llama-perplexity computes them.
+        sp.exact_batches = true;
         for (int32_t i = 0; i < n_seq; ++i) {
             FERRY_ASSIGN(runtime::Session s, runtime::Session::create(*e.model, *e.ops, sp));
             ev.sessions_.push_back(std::move(s));

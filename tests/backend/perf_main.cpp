@@ -2,7 +2,7 @@
 // backend's matmul per weight type (not a timed test: nothing is asserted).
 //
 //   test_cpu_ops --perf [-t THREADS] [--n N] [--tokens T] [--reps R] [--isa scalar|avx2|avx512] [--matmul-only]
-//                [--cpu-time] [TYPE...]
+//                [--cpu-time] [--batched] [TYPE...]
 //
 // For a weight {N, N} (default 4096 x 4096) it times decode (1 activation column) and prefill
 // (T columns, default 128) through CpuOps::matmul, activation quantization included, and prints the
@@ -11,7 +11,9 @@
 // (1 query token and T query tokens, 32 heads of 128, GQA 4:1, 4096 cached positions), RMSNorm, RoPE,
 // SwiGLU, add, softmax and get_rows, with GFLOP/s and the bytes read and written per second
 // (left out with --matmul-only). --cpu-time times the matmuls in process CPU seconds instead of wall
-// seconds (GFLOP/s per busy core-second when threads wait for a core of a shared machine).
+// seconds (GFLOP/s per busy core-second when threads wait for a core of a shared machine). --batched
+// times the prefill columns as a step of several sequences computes them (Ops::set_batched_step: the one-sum
+// kernels where the type has one).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -38,6 +40,7 @@ struct PerfOptions {
     bool isa_set = false;
     bool matmul_only = false;
     bool cpu_time = false;
+    bool batched = false;
     std::vector<GgmlType> types;
 };
 
@@ -89,6 +92,7 @@ int run_perf(const PerfOptions& o) {
         return 1;
     }
     backend::cpu::CpuOps ops(o.n_threads, k);
+    ops.set_batched_step(o.batched);
     std::printf("cpu: %s\nkernels: %s, threads: %d, weight %lld x %lld, prefill %lld tokens, median of %d\n",
                 cpu_features().to_string().c_str(), quant::isa_name(k->isa), ops.n_threads(), (long long)o.n,
                 (long long)o.n, (long long)o.n_tok, o.reps);
@@ -220,6 +224,10 @@ bool parse_perf(int argc, char** argv, PerfOptions& o) {
         if (a == "--perf") continue;
         if (a == "--cpu-time") {
             o.cpu_time = true;
+            continue;
+        }
+        if (a == "--batched") {
+            o.batched = true;
             continue;
         }
         if (a == "--matmul-only") {

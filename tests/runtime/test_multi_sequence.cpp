@@ -12,8 +12,8 @@
 // the CPU backend on a file with Q4_K weights of a multiple of 8 rows (kRepackedQ4kNmse): like
 // llama.cpp's repacked Q4_K, the last (columns % 4) columns of such a product (of an expert's tokens,
 // for MoE experts) take its GEMV float order, so a token's roundings depend on its batch, and the
-// Gated DeltaNet state carries them on (qwen35moe-Q4_K_M: 7e-5 .. 2e-4). The decode steps run with
-// SessionParams::exact_batches; the faster one-sum order of several sequences' decode is checked on the default model
+// Gated DeltaNet state carries them on (qwen35moe-Q4_K_M: 7e-5 .. 2e-4). These steps run with
+// SessionParams::exact_batches; the faster one-sum order of steps of several sequences is checked on the default model
 // (BatchedDecodeOrderOnDefaultModel).
 #include <gtest/gtest.h>
 
@@ -66,7 +66,7 @@ TEST_P(MultiSequence, StepEqualsSequencesAlone) {
     runtime::SessionParams sp;
     sp.n_ctx = 128;
     sp.n_ubatch = 128;
-    sp.exact_batches = true;  // ggml's order in decode steps too (the one-sum order: BatchedDecodeOrderOnDefaultModel)
+    sp.exact_batches = true;  // ggml's order in batched steps too (the one-sum order: BatchedDecodeOrderOnDefaultModel)
 
     // Three sequences: A and B have a prompt of different lengths, C starts later with a prompt longer
     // than one delta-rule chunk.
@@ -149,6 +149,7 @@ TEST_P(MultiSequence, StepAllLogits) {
     const auto ops = backend::make_ops(kind, 2);
     runtime::SessionParams sp;
     sp.n_ctx = 16;
+    sp.exact_batches = true;
     const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 2}, {4, 4, 8, 3, 3, 7}, {12}};
     const size_t n_vocab = size_t((*model)->info().n_vocab);
     std::vector<runtime::Session> sessions;
@@ -166,14 +167,6 @@ TEST_P(MultiSequence, StepAllLogits) {
     }
 }
 
-// The default model (Q4_1 weights): decode steps of several sequences take the one-sum order where the CPU has that
-// kernel (quant::KernelTable::gemm_one_sum). Each product differs from ggml's order by roundings only (NMSE ~1e-14,
-// test_kernels), but the next layer's input is re-quantized to 8 bits and a quant that lands on the other side of
-// a rounding boundary moves the rest of the pass: on this model the logits then differ from the sequence's decode
-// alone by a KL divergence of 1e-7 .. 1e-2 a step, the same spread as between ferry's scalar reference backend and
-// ggml's order (measured while writing this test). Required: the same greedy token at every step, KL below 0.05
-// a step and 0.01 on average; with SessionParams::exact_batches, logits bit-identical to the sequence's alone; and
-// without it, some difference (the batched path was taken).
 // KL(p || q) of the softmax distributions of two logit rows.
 double kl(std::span<const float> p, std::span<const float> q) {
     auto log_softmax = [](std::span<const float> x) {
@@ -190,6 +183,14 @@ double kl(std::span<const float> p, std::span<const float> q) {
     return k;
 }
 
+// The default model (Q4_1 weights): steps of several sequences (here: decode steps) take the one-sum order where the
+// CPU has that kernel (quant::KernelTable::gemm_one_sum). Each product differs from ggml's order by roundings only
+// (NMSE ~1e-14, test_kernels), but the next layer's input is re-quantized to 8 bits and a quant that lands on the other
+// side of a rounding boundary moves the rest of the pass: on this model the logits then differ from the sequence's
+// decode alone by a KL divergence of 1e-7 .. 1e-2 a step, the same spread as between ferry's scalar reference backend
+// and ggml's order (measured while writing this test). Required: the same greedy token at every step, KL below 0.05 a
+// step and 0.01 on average; with SessionParams::exact_batches, logits bit-identical to the sequence's alone; and
+// without it, some difference (the batched path was taken).
 TEST(MultiSequence, BatchedDecodeOrderOnDefaultModel) {
     const char* dir = std::getenv("FERRY_MODELS");
     const std::string path = std::string(dir != nullptr ? dir : "models") + "/SmolLM2-135M-Instruct.Q4_1.gguf";

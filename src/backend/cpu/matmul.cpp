@@ -24,9 +24,6 @@ void scalar_gemm(const quant::FormatTraits& wf, const quant::GemmArgs& g) {
     }
 }
 
-// Columns of a decode step of several sequences that may take the one-sum order (Ops::set_batched_decode).
-constexpr int64_t kOneSumMaxCols = 8;
-
 int64_t rows_per_item(int64_t n_out, int64_t n_cols, int n_threads, int64_t multiple = 0) {
     // Prefill: a panel of rows that stays in L2 while the columns stream past it.
     if (n_cols >= kFewCols) return kPrefillRows;
@@ -143,9 +140,9 @@ void CpuOps::matmul_many_into(std::span<const Tensor* const> ws, const float* xs
     FERRY_CHECK(ws.size() <= kMaxWeights);
     int64_t rows[kMaxWeights], n_row_items[kMaxWeights], first[kMaxWeights + 1] = {0};
     int64_t macs = 0;
-    // A decode step of several sequences: the one-sum kernel where the weight type has one (strips of 16 rows).
+    // A step of several sequences: the one-sum kernel where the weight type has one (strips of 16 rows).
     quant::GemmFn one_sum[kMaxWeights] = {};
-    if (batched_decode() && n_tok >= 2 && n_tok <= kOneSumMaxCols) {
+    if (batched_step() && n_tok >= 2) {
         for (size_t k = 0; k < ws.size(); ++k) one_sum[k] = kernels_->gemm_one_sum_for(ws[k]->type);
     }
     for (size_t k = 0; k < ws.size(); ++k) {

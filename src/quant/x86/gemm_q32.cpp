@@ -923,13 +923,11 @@ inline void transpose_16x4(const uint8_t* p, size_t stride, __m512i q[4]) {
     q[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-// Block b of the 16 rows at w (stride bytes apart; rowoff[r] = r * stride).
+// Block b of the 16 rows at w (stride bytes apart); dm: each row's first dword of the block.
 template <class K>
-inline void strip_unpack(const uint8_t* w, size_t stride, __m512i rowoff, int64_t b, StripBlock& out) {
+inline void strip_unpack(const uint8_t* w, size_t stride, __m512i dm, int64_t b, StripBlock& out) {
     using W = typename K::W;
     const uint8_t* p = w + b * int64_t(sizeof(W));
-    static_assert(offsetof(W, d) == 0);
-    const __m512i dm = _mm512_i32gather_epi32(rowoff, p, 1);  // d (and Q4_1's m) in each row's first dword
     out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
     __m512i q[4];
     transpose_16x4(p + offsetof(W, qs), stride, q);
@@ -979,10 +977,15 @@ void strip_one_sum(const uint8_t* w, size_t stride, __m512i rowoff, int64_t nb, 
     // The next strip's bytes (contiguous rows), 16 blocks' worth per block of this one: a software prefetch.
     const char* next = reinterpret_cast<const char*>(w + kStripRows * stride);
     constexpr int64_t kStep = kStripRows * int64_t(sizeof(typename K::W));
+    // Each row's first dword of a block (d, and Q4_1's m), gathered one block ahead of its use.
+    static_assert(offsetof(typename K::W, d) == 0);
+    __m512i dm_next = _mm512_i32gather_epi32(rowoff, w, 1);
     for (int64_t b = 0; b < nb; ++b) {
         for (int64_t l = 0; l < kStep; l += 64) _mm_prefetch(next + b * kStep + l, _MM_HINT_T0);
+        const __m512i dm = dm_next;
+        if (b + 1 < nb) dm_next = _mm512_i32gather_epi32(rowoff, w + (b + 1) * int64_t(sizeof(typename K::W)), 1);
         StripBlock s;
-        strip_unpack<K>(w, stride, rowoff, b, s);
+        strip_unpack<K>(w, stride, dm, b, s);
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
             const int8_t* aq = a[c][b].qs;
