@@ -817,9 +817,9 @@ std::span<const Option> options() {
         {
             .group = "server",
             .names = {"--exact-batches"},
-            .help = "decode steps of several sequences in ggml's float order, each sequence's logits bit-identical to "
-                    "its decode alone (default: a faster order for Q4_1 weights, which sums each block's integer "
-                    "products before converting; the logits differ in rounding only)",
+            .help = "steps of several sequences in ggml's float order, each sequence's logits bit-identical to what "
+                    "it gets alone (default: a faster order for Q4_1 and Q8_0 weights, which sums each block's "
+                    "integer products before converting; the logits differ by roundings only)",
             .env = "FERRY_ARG_EXACT_BATCHES",
             .commands = cmd::serve,
             .set_switch = [](Params& p, bool on) { p.exact_batches = on; },

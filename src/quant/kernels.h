@@ -122,8 +122,8 @@ struct FlashRowF16Args {
 using GemmFn = void (*)(const GemmArgs& args);
 using QuantizeFn = void (*)(const float* x, void* y, int64_t n);
 
-inline constexpr int kMaxTypeId = 40;
-inline constexpr int64_t kOneSumRows = 16;  // rows per register tile of the one-sum kernels  // GgmlType ids are < 40
+inline constexpr int kMaxTypeId = 40;       // GgmlType ids are < 40
+inline constexpr int64_t kOneSumRows = 16;  // rows per register tile of the one-sum kernels
 
 // An aggregate without default member initializers on purpose: the per-ISA sources create one with
 // `KernelTable t{}` (zero-initialized, no constructor function), so no inline constructor compiled with
@@ -138,7 +138,7 @@ struct KernelTable {
     // column's result depends on nc % 4, so callers split columns at multiples of 4 only;
     // nullptr = gemm[Q4_K].
     GemmFn gemm_q4k_8x8;
-    // The one-sum order, for decode steps of several sequences (the CPU backend's Ops::set_one_sum_decode):
+    // The one-sum order, for steps of several sequences (the CPU backend under Ops::set_batched_step):
     // per output and block the whole integer dot converted once, so one conversion, scale product and FMA
     // serve a block instead of ggml's 8 lanes; for Q4_1 and Q8_0 exactly vec_dot_q4_1_q8_1_one_sum and
     // vec_dot_q8_0_q8_0_one_sum, for any nc.

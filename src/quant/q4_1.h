@@ -33,7 +33,7 @@ static_assert(sizeof(BlockQ4_1) == 20);
 void dequantize_row_q4_1(const BlockQ4_1* x, float* y, int64_t n);
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n);
 float vec_dot_q4_1_q8_1(int64_t n, const BlockQ4_1* w, const BlockQ8_1* a);
-// The one-sum order (KernelTable::gemm_one_sum, decode steps of several sequences): per block the whole integer dot
+// The one-sum order (KernelTable::gemm_one_sum, steps of several sequences): per block the whole integer dot
 // converted once and added as fma(sumi, d_w * d_a, acc), blocks in order; the m_w * s_a products summed apart in
 // block order; acc + that sum at the end.
 float vec_dot_q4_1_q8_1_one_sum(int64_t n, const BlockQ4_1* w, const BlockQ8_1* a);

@@ -36,7 +36,7 @@ void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n);
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_act_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 float vec_dot_q8_0_q8_0(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a);
-// The one-sum order (KernelTable::gemm_one_sum, decode steps of several sequences): per block the whole integer dot
+// The one-sum order (KernelTable::gemm_one_sum, steps of several sequences): per block the whole integer dot
 // converted once and added as fma(sumi, d_w * d_a, acc), blocks in order.
 float vec_dot_q8_0_q8_0_one_sum(int64_t n, const BlockQ8_0* w, const BlockQ8_0* a);
 

@@ -272,7 +272,7 @@ TEST_P(Kernels, RepackedQ4KFollowsGgmlOrder) {
     }
 }
 
-// The one-sum kernels (decode steps of several sequences) against their scalar twins, bit for bit: strips of 16 rows
+// The one-sum kernels (steps of several sequences) against their scalar twins, bit for bit: strips of 16 rows
 // and the rows after them, every column count of a step (1..8) and more (passes of 8 columns).
 TEST_P(Kernels, OneSumGemmMatchesScalarTwin) {
     struct Twin {

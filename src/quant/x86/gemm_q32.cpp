@@ -22,7 +22,7 @@
 // of tile<K, 1>.
 //
 // Apart from these, KernelTable::gemm_one_sum's Q4_1 and Q8_0 kernels (strip_one_sum, AVX-512) have an order of their
-// own for decode steps of several sequences: one conversion per output and block instead of ggml's 8.
+// own for steps of several sequences: one conversion per output and block instead of ggml's 8.
 
 #include <cstddef>
 #include <type_traits>
@@ -888,7 +888,7 @@ void block_gemm(const GemmArgs& g, int64_t c0, int ncols) {
     }
 }
 
-// AVX-512 decode of several sequences in the one-sum order (KernelTable::gemm_one_sum; Q4_1 and Q8_0): strips of 16
+// AVX-512 steps of several sequences in the one-sum order (KernelTable::gemm_one_sum; Q4_1 and Q8_0): strips of 16
 // weight rows, one row per int32 lane. A block's 32 codes sit in 8 registers, register k holding codes 4k..4k+3 of the
 // 16 rows, so per column the 8 dpbusd of the activation's quants 4k..4k+3 (broadcast) add up to each row's whole
 // integer dot in its lane (two chains, added: exact), and one conversion, one product d_w * d_a and one FMA serve 16
