@@ -923,18 +923,22 @@ inline void transpose_16x4(const uint8_t* p, size_t stride, __m512i q[4]) {
     q[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
+// The low 16 bits of each int32 lane (vpmovdw; the zero-masked form: GCC's unmasked intrinsic starts from an
+// undefined register, which -Wuninitialized rejects in some builds).
+inline __m256i low_halves(__m512i x) { return _mm512_maskz_cvtepi32_epi16(__mmask16(0xffff), x); }
+
 // Block b of the 16 rows at w (stride bytes apart); dm: each row's first dword of the block.
 template <class K>
 inline void strip_unpack(const uint8_t* w, size_t stride, __m512i dm, int64_t b, StripBlock& out) {
     using W = typename K::W;
     const uint8_t* p = w + b * int64_t(sizeof(W));
-    out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    out.d = _mm512_cvtph_ps(low_halves(dm));
     __m512i q[4];
     transpose_16x4(p + offsetof(W, qs), stride, q);
     if constexpr (std::is_same_v<K, KQ4_1>) {
         // Codes 4k..4k+3: the low nibbles of bytes 4k..4k+3 for k < 4, the high nibbles of bytes 4k-16.. for k >= 4.
         static_assert(offsetof(W, m) == 2);
-        out.m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+        out.m = _mm512_cvtph_ps(low_halves(_mm512_srli_epi32(dm, 16)));
         const __m512i low = _mm512_set1_epi8(15);
         for (int j = 0; j < 4; ++j) {
             out.w[j] = _mm512_and_si512(q[j], low);
